@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from worker.retry import retry_delay
 from worker.schedule import (
     CatchUp,
     DuePlan,
@@ -18,7 +19,6 @@ from worker.schedule import (
     next_due_after_run,
     next_fire,
     plan_due,
-    retry_delay,
     upcoming_fires,
     validate_cron,
     validate_timezone,

@@ -11,18 +11,22 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-__all__ = ["RetryDecision", "backoff_delay", "decide_retry"]
+__all__ = ["RetryDecision", "decide_retry", "retry_delay"]
 
 
-def backoff_delay(
-    attempt: int, *, base: float, cap: float, rand: random.Random | None = None
-) -> float:
-    """Seconds before retry number ``attempt`` (1-based): ``min(cap, base * 2**(attempt-1))``,
-    jittered uniformly into its upper half so that a burst of failures spreads out."""
+def retry_delay(attempt: int, base: float, cap: float, rand: random.Random | None = None) -> float:
+    """Seconds before retry `attempt` (1-based): exponential, capped, jittered in [d/2, d].
+
+    The lower bound keeps a burst of failures from retrying almost at once; the jitter spreads
+    retries of many jobs that failed together.
+    """
     if attempt < 1:
-        raise ValueError("attempt starts at 1")
-    ceiling = min(cap, base * 2 ** min(attempt - 1, 62))
-    return (rand or random).uniform(ceiling / 2, ceiling)
+        raise ValueError(f"attempt starts at 1, got {attempt}")
+    if base < 0 or cap < 0:
+        raise ValueError(f"base and cap must be >= 0, got base={base} cap={cap}")
+    # 2**62 times any sensible base exceeds any sensible cap; bounding it avoids float overflow.
+    delay = min(cap, base * 2 ** min(attempt - 1, 62))
+    return (rand or random).uniform(delay / 2, delay)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def decide_retry(
         return RetryDecision(None, error)
     if attempts >= max_attempts:
         return RetryDecision(None, f"{error} (gave up after {attempts} attempts)")
-    delay = backoff_delay(attempts, base=base, cap=cap, rand=rand)
+    delay = retry_delay(attempts, base, cap, rand)
     if requested_delay is not None:
         delay = max(delay, requested_delay)
     return RetryDecision(now + dt.timedelta(seconds=delay), error)

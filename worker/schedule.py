@@ -15,7 +15,6 @@ rules (croniter alone, given aware datetimes, fires a fixed-time job twice in a 
 from __future__ import annotations
 
 import heapq
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -195,21 +194,6 @@ def next_due_after_run(
         latest = latest_fire_at_or_before(expr, tz, nxt, now) or nxt  # never None: nxt <= now
         return latest, count_fires(expr, tz, run_at, latest) - 1
     return next_fire(expr, tz, now), count_fires(expr, tz, run_at, now)
-
-
-def retry_delay(attempt: int, base: float, cap: float, rand: random.Random | None = None) -> float:
-    """Seconds before retry `attempt` (1-based): exponential, capped, jittered in [d/2, d].
-
-    The lower bound keeps a burst of failures from retrying almost at once; the jitter spreads
-    retries of many jobs that failed together.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt starts at 1, got {attempt}")
-    if base < 0 or cap < 0:
-        raise ValueError(f"base and cap must be >= 0, got base={base} cap={cap}")
-    # 2**62 times any sensible base exceeds any sensible cap; bounding it avoids float overflow.
-    delay = min(cap, base * 2 ** min(attempt - 1, 62))
-    return (rand or random).uniform(delay / 2, delay)
 
 
 def _skip_plan(expr: str, tz: str, due_at: datetime, now: datetime, next_due: datetime) -> DuePlan:

@@ -50,6 +50,8 @@ __all__ = [
     "JobContext",
     "LeaseLost",
     "Runner",
+    "declare_job_actors",
+    "entrypoint",
     "get_runner",
     "job_actor",
     "set_runner",
@@ -437,6 +439,23 @@ def _describe(exc: BaseException, spec: JobSpec) -> str:
     if isinstance(exc, JobError):
         return redact_text(str(exc)) or type(exc).__name__
     return redact_text(f"{type(exc).__name__}: {exc}")
+
+
+def entrypoint(job_type: str) -> Callable[[str, str, int], None]:
+    """The Dramatiq actor function of ``job_type``: hands the message to the process's runner."""
+
+    def run(job_id: str, run_key: str, epoch: int) -> None:
+        get_runner().execute(job_type, job_id, run_key, epoch)
+
+    run.__name__ = run.__qualname__ = job_type
+    return run
+
+
+def declare_job_actors(broker: Any) -> dict[str, Any]:
+    """Declare an actor for every registered handler on ``broker`` (see worker.broker)."""
+    from worker.broker import declare_actors
+
+    return declare_actors(broker, {name: entrypoint(name) for name in HANDLERS})
 
 
 _runner: Runner | None = None
