@@ -612,7 +612,24 @@ def test_upstream_job_without_worker_fields_loads_with_defaults() -> None:
     assert (job.epoch, job.paused, job.history, job.missed_runs) == (0, False, [], 0)
     assert job.lease is None and job.run_key is None
     assert job.id == doc["_id"]
-    assert job.model_dump(by_alias=True, exclude_unset=True) == doc
+    assert job.created_at == dt.datetime(2026, 11, 25, 11, tzinfo=dt.UTC)
+    assert job.schedule is not None
+    assert job.schedule.execute_at == dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    dumped = job.model_dump(by_alias=True, exclude_unset=True)
+    assert dumped.keys() == doc.keys()
+    assert dumped["payload"] == doc["payload"]
+
+
+def test_dates_load_as_aware_utc() -> None:
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    job_doc = SAMPLES[names.SCHEDULED_JOBS]
+    doc = _set(job_doc, "run_at", dt.datetime(2026, 11, 25, 13, tzinfo=plus_one))
+    doc = _set(doc, "lease.until", dt.datetime(2026, 11, 25, 12, 5))
+    job = ScheduledJob.model_validate(doc)
+    assert job.run_at is not None and job.lease is not None
+    for value in (job.run_at, job.lease.until):
+        assert value.utcoffset() == dt.timedelta(0)
+    assert (job.run_at, job.lease.until) == (T0, T1)
 
 
 def test_id_is_accepted_by_name_and_dumped_as_underscore_id() -> None:

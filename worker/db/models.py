@@ -6,6 +6,7 @@ keeps them on dump: documents written by newer code, or by the upstream apps, mu
 must not lose fields when written back. Only the identifiers a collection is keyed by are required;
 everything else is optional, because the upstream apps write partial documents.
 
+Dates load as timezone-aware UTC (a naive value is taken as UTC, as BSON stores it).
 ``_id`` is exposed as ``id`` (alias ``"_id"``, any type: usually a ``bson.ObjectId``). Dump with
 ``model_dump(by_alias=True, exclude_none=True)`` to get a document back. Secrets (tokens, API keys,
 webhook secrets) are excluded from ``repr`` so that logging a model never shows them.
@@ -14,9 +15,9 @@ webhook secrets) are excluded from ``repr`` so that logging a model never shows 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from worker.db import names
 
@@ -78,10 +79,22 @@ __all__ = [
     "UserMemoryMetadata",
     "UserPreferences",
     "UserSettings",
+    "UtcDatetime",
     "Webhook",
     "ZohoCrmRecord",
     "ZohoToken",
 ]
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    """BSON dates are UTC instants: a naive value (pymongo without tz_aware) is UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+#: An ISODate: always timezone-aware UTC, so it compares with ``ctx.now()`` without TypeError.
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 SocialPlatform = Literal["facebook", "instagram", "twitter", "linkedin"]
 TaskStatus = Literal["pending", "in_progress", "completed", "failed"]
@@ -116,7 +129,7 @@ class Subscription(_Model):
 
     plan: Literal["free", "basic", "pro", "enterprise"] | None = None
     status: Literal["active", "suspended", "cancelled"] | None = None
-    expires_at: dt.datetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class User(MongoDocument):
@@ -127,9 +140,9 @@ class User(MongoDocument):
     name: str | None = None
     company: str | None = None
     role: Literal["admin", "user", "viewer"] | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    last_login: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    last_login: UtcDatetime | None = None
     preferences: UserPreferences | None = None
     subscription: Subscription | None = None
 
@@ -142,7 +155,7 @@ class Message(_Model):
 
     role: Literal["user", "assistant", "system"] | None = None
     content: str | None = None
-    timestamp: dt.datetime | None = None
+    timestamp: UtcDatetime | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -159,8 +172,8 @@ class Conversation(MongoDocument):
 
     conversation_id: str
     user_id: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     messages: list[Message] | None = None
     context: ConversationContext | None = None
 
@@ -221,9 +234,9 @@ class Campaign(MongoDocument):
     status: Literal["draft", "planning", "executing", "completed", "failed"] | None = None
     plan: CampaignPlan | None = None
     results: CampaignResults | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    completed_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
 
 
 # --- zoho_tokens --------------------------------------------------------------------------------
@@ -241,13 +254,13 @@ class ZohoToken(MongoDocument):
     refresh_token: str | None = Field(default=None, repr=False)
     token_type: str | None = None
     expires_in: int | None = None
-    expires_at: dt.datetime | None = None
+    expires_at: UtcDatetime | None = None
     scope: str | None = None
     data_center: Literal["com", "in", "eu", "com.au", "jp", "ca", "sa", "com.cn", "uk"] | None = (
         None
     )
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 # --- social_accounts ----------------------------------------------------------------------------
@@ -258,7 +271,7 @@ class SocialAccountCredentials(_Model):
 
     access_token: str | None = Field(default=None, repr=False)
     refresh_token: str | None = Field(default=None, repr=False)
-    token_expires_at: dt.datetime | None = None
+    token_expires_at: UtcDatetime | None = None
     page_id: str | None = None
     instagram_business_id: str | None = None
     api_key: str | None = Field(default=None, repr=False)
@@ -288,9 +301,9 @@ class SocialAccount(MongoDocument):
     credentials: SocialAccountCredentials | None = None
     account_info: SocialAccountInfo | None = None
     status: Literal["active", "expired", "disconnected"] | None = None
-    connected_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    last_used: dt.datetime | None = None
+    connected_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    last_used: UtcDatetime | None = None
 
 
 # --- social_posts -------------------------------------------------------------------------------
@@ -303,7 +316,7 @@ class SocialPostPlatform(_Model):
     account_id: str | None = None
     platform_post_id: str | None = None
     status: Literal["published", "failed", "scheduled"] | None = None
-    published_at: dt.datetime | None = None
+    published_at: UtcDatetime | None = None
     error: str | None = None
 
 
@@ -321,7 +334,7 @@ class PostSchedule(_Model):
     """``social_posts.schedule``."""
 
     scheduled: bool | None = None
-    publish_at: dt.datetime | None = None
+    publish_at: UtcDatetime | None = None
 
 
 class PostAnalytics(_Model):
@@ -334,7 +347,7 @@ class PostAnalytics(_Model):
     comments: int | None = None
     shares: int | None = None
     clicks: int | None = None
-    last_synced: dt.datetime | None = None
+    last_synced: UtcDatetime | None = None
 
 
 class SocialPost(MongoDocument):
@@ -347,8 +360,8 @@ class SocialPost(MongoDocument):
     content: PostContent | None = None
     schedule: PostSchedule | None = None
     analytics: PostAnalytics | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 # --- zoho_crm_records ---------------------------------------------------------------------------
@@ -361,9 +374,9 @@ class ZohoCrmRecord(MongoDocument):
     module: Literal["Contacts", "Leads", "Deals", "Accounts", "Campaigns"] | None = None
     record_id: str | None = None
     data: dict[str, Any] | None = None
-    synced_at: dt.datetime | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    synced_at: UtcDatetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 # --- email_campaigns ----------------------------------------------------------------------------
@@ -393,7 +406,7 @@ class EmailSchedule(_Model):
     """``email_campaigns.schedule``."""
 
     scheduled: bool | None = None
-    send_at: dt.datetime | None = None
+    send_at: UtcDatetime | None = None
 
 
 class EmailAnalytics(_Model):
@@ -407,7 +420,7 @@ class EmailAnalytics(_Model):
     unsubscribed: int | None = None
     open_rate: float | None = None
     click_rate: float | None = None
-    last_synced: dt.datetime | None = None
+    last_synced: UtcDatetime | None = None
 
 
 class EmailCampaign(MongoDocument):
@@ -424,9 +437,9 @@ class EmailCampaign(MongoDocument):
     schedule: EmailSchedule | None = None
     zoho_campaign_key: str | None = None
     analytics: EmailAnalytics | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    sent_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    sent_at: UtcDatetime | None = None
 
 
 # --- content_library ----------------------------------------------------------------------------
@@ -469,8 +482,8 @@ class ContentItem(MongoDocument):
     status: Literal["draft", "approved", "published", "archived"] | None = None
     tags: list[str] | None = None
     created_by: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     used_in: list[str] | None = None
 
 
@@ -481,7 +494,7 @@ class UserMemoryMetadata(_Model):
     """``user_memory.metadata``."""
 
     conversation_id: str | None = None
-    timestamp: dt.datetime | None = None
+    timestamp: UtcDatetime | None = None
     importance: float | None = Field(default=None, ge=1, le=10)
     category: str | None = None
 
@@ -495,7 +508,7 @@ class UserMemory(MongoDocument):
     embedding: list[float] | None = None
     metadata: UserMemoryMetadata | None = None
     agent_name: str | None = None
-    created_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
 
 
 class AgentMemoryMetadata(_Model):
@@ -514,8 +527,8 @@ class AgentMemory(MongoDocument):
     content: str | None = None
     embedding: list[float] | None = None
     metadata: AgentMemoryMetadata | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 class GlobalMemoryMetadata(_Model):
@@ -533,8 +546,8 @@ class GlobalMemory(MongoDocument):
     content: str | None = None
     embedding: list[float] | None = None
     metadata: GlobalMemoryMetadata | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 # --- agents -------------------------------------------------------------------------------------
@@ -549,7 +562,7 @@ class AgentEvent(MongoDocument):
     agent_name: str | None = None
     event_type: Literal["task_started", "task_completed", "message", "collaboration"] | None = None
     data: dict[str, Any] | None = None
-    timestamp: dt.datetime | None = None
+    timestamp: UtcDatetime | None = None
 
 
 class AgentTask(MongoDocument):
@@ -562,8 +575,8 @@ class AgentTask(MongoDocument):
     input: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    started_at: dt.datetime | None = None
-    completed_at: dt.datetime | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
     duration_ms: float | None = None
 
 
@@ -585,8 +598,8 @@ class ApprovalRequest(MongoDocument):
     approved_by: str | None = None
     approval_notes: str | None = None
     rejection_reason: str | None = None
-    created_at: dt.datetime | None = None
-    resolved_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    resolved_at: UtcDatetime | None = None
 
 
 # --- analytics_data -----------------------------------------------------------------------------
@@ -662,9 +675,9 @@ class AnalyticsData(MongoDocument):
 
     user_id: str
     campaign_id: str | None = None
-    date: dt.datetime | None = None
+    date: UtcDatetime | None = None
     metrics: AnalyticsMetrics | None = None
-    created_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -710,7 +723,7 @@ class UserSettings(MongoDocument):
     integrations: Integrations | None = None
     notifications: NotificationSettings | None = None
     branding: Branding | None = None
-    updated_at: dt.datetime | None = None
+    updated_at: UtcDatetime | None = None
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -726,8 +739,8 @@ class Webhook(MongoDocument):
     events: list[str] | None = None
     secret: str | None = Field(default=None, repr=False)
     active: bool | None = None
-    last_triggered: dt.datetime | None = None
-    created_at: dt.datetime | None = None
+    last_triggered: UtcDatetime | None = None
+    created_at: UtcDatetime | None = None
 
 
 # --- scheduled_jobs -----------------------------------------------------------------------------
@@ -747,7 +760,7 @@ class JobSchedule(_Model):
     - ``max_lateness_seconds``: a run later than this after its due time fails instead of running.
     """
 
-    execute_at: dt.datetime | None = None
+    execute_at: UtcDatetime | None = None
     recurring: bool | None = None
     cron_expression: str | None = None
     timezone: str | None = None
@@ -765,9 +778,9 @@ class Lease(_Model):
     """
 
     owner: str
-    until: dt.datetime
+    until: UtcDatetime
     worker: str | None = None
-    started_at: dt.datetime | None = None
+    started_at: UtcDatetime | None = None
 
 
 class JobRun(_Model):
@@ -778,9 +791,9 @@ class JobRun(_Model):
     """
 
     run_key: str | None = None
-    run_at: dt.datetime | None = None
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    run_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     status: str | None = None
     error: str | None = None
     attempts: int | None = None
@@ -818,16 +831,16 @@ class ScheduledJob(MongoDocument):
     max_attempts: int | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    created_at: dt.datetime | None = None
-    executed_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    executed_at: UtcDatetime | None = None
     epoch: int = 0
     lease: Lease | None = None
-    run_at: dt.datetime | None = None
+    run_at: UtcDatetime | None = None
     run_key: str | None = None
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    purge_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    purge_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     paused: bool = False
     queue: str | None = None
     idempotency_key: str | None = None
@@ -846,7 +859,7 @@ class JobControl(MongoDocument):
     value: str
     paused: bool
     reason: str | None = None
-    updated_at: dt.datetime
+    updated_at: UtcDatetime
 
 
 # --- audit_log ----------------------------------------------------------------------------------
@@ -865,7 +878,7 @@ class AuditLogEntry(MongoDocument):
     details: dict[str, Any] | None = None
     ip_address: str | None = None
     user_agent: str | None = None
-    timestamp: dt.datetime | None = None
+    timestamp: UtcDatetime | None = None
 
 
 COLLECTION_MODELS: dict[str, type[BaseModel]] = {
