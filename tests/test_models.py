@@ -404,6 +404,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "executed_at": T1,
         "epoch": 3,
         "lease": {"owner": "claim-3", "until": T1, "worker": "host:42", "started_at": T0},
+        "claim_id": "batch-9",
         "run_at": T0,
         "run_key": "j1:2026-11-25T12:00:00Z",
         "started_at": T0,
@@ -419,8 +420,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "run_at": T0 - dt.timedelta(days=7),
                 "started_at": T0 - dt.timedelta(days=7),
                 "finished_at": T0 - dt.timedelta(days=7),
-                "status": "completed",
-                "error": "",
+                "status": "retry",
+                "error": "HTTP 503",
                 "attempts": 1,
                 "duration_ms": 812.5,
             }

@@ -787,7 +787,8 @@ class JobRun(_Model):
     """One entry of ``scheduled_jobs.history`` (added by the worker): the outcome of one run.
 
     ``run_key`` is the run's idempotency key (job_id + scheduled time); ``run_at`` its scheduled
-    time; ``status`` the run's final job status.
+    time; ``status`` the attempt's outcome ("completed", "retry", "failed"; left open so that new
+    outcomes do not make old jobs unreadable).
     """
 
     run_key: str | None = None
@@ -807,7 +808,7 @@ class ScheduledJob(MongoDocument):
     result, error, created_at, executed_at. ``status`` also takes "cancelled". Added by the worker:
 
     - ``epoch``: fencing token, incremented by each claim; writes of an older claim are refused;
-    - ``lease``: see :class:`Lease`;
+    - ``lease``: see :class:`Lease`; ``claim_id``: the scheduler's claim batch (while claimed);
     - ``run_at``: scheduled time of the current run, kept across its retries; ``run_key`` its
       idempotency key;
     - ``started_at``, ``finished_at``: of the current/last run; ``purge_at``: when a finished job
@@ -835,6 +836,7 @@ class ScheduledJob(MongoDocument):
     executed_at: UtcDatetime | None = None
     epoch: int = 0
     lease: Lease | None = None
+    claim_id: str | None = None
     run_at: UtcDatetime | None = None
     run_key: str | None = None
     started_at: UtcDatetime | None = None
