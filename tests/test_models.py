@@ -5,14 +5,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal, get_args, get_origin
 
 import pytest
 from bson import ObjectId
 from pydantic import BaseModel, ValidationError
 
 from worker.db import names
-from worker.db.models import COLLECTION_MODELS, ScheduledJob, SocialAccount
+from worker.db.models import COLLECTION_MODELS, JobSchedule, ScheduledJob, SocialAccount
+from worker.schedule import CatchUp, Overlap
+from worker.states import JobStatus
 
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -653,3 +656,23 @@ def test_secrets_stay_out_of_repr() -> None:
     account = SocialAccount.model_validate(SAMPLES[names.SOCIAL_ACCOUNTS])
     assert account.credentials is not None
     assert account.credentials.access_token == "EAAG-secret"
+
+
+def _literal_values(model: type[BaseModel], field: str) -> set[str]:
+    (literal,) = [a for a in get_args(model.model_fields[field].annotation) if get_origin(a)]
+    assert get_origin(literal) is Literal
+    return set(get_args(literal))
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "enum"),
+    [
+        (ScheduledJob, "status", JobStatus),
+        (JobSchedule, "catch_up", CatchUp),
+        (JobSchedule, "overlap", Overlap),
+    ],
+)
+def test_job_enums_match_the_worker(
+    model: type[BaseModel], field: str, enum: type[StrEnum]
+) -> None:
+    assert _literal_values(model, field) == {member.value for member in enum}
