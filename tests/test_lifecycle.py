@@ -98,7 +98,9 @@ def test_error_retries_with_backoff_then_fails(db, scheduler, runner, clock, scr
         job = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
         assert job["status"] == "pending" and job["attempts"] == attempt
         delay = (job["schedule"]["execute_at"] - clock.now).total_seconds()
-        ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** (attempt - 1))
+        ceiling = min(
+            settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** (attempt - 1)
+        )
         assert ceiling / 2 <= delay <= ceiling
         assert scheduler.tick().dispatched == 0  # not due yet
         clock.advance(seconds=delay)
@@ -159,7 +161,7 @@ def test_secrets_never_reach_results_or_errors(db, scheduler, runner, clock, scr
 
 
 def test_zombie_worker_cannot_write_after_takeover(db, scheduler, runner, clock, script, settings):
-    job, store = claim_one(db, scheduler, clock)
+    job, _ = claim_one(db, scheduler, clock)
     old_args = message_args(job)
 
     def slow(ctx: JobContext) -> dict:
@@ -180,7 +182,7 @@ def test_zombie_worker_cannot_write_after_takeover(db, scheduler, runner, clock,
 
 
 def test_ensure_owner_raises_after_heartbeat_finds_takeover(db, scheduler, runner, clock):
-    job, store = claim_one(db, scheduler, clock)
+    job, _ = claim_one(db, scheduler, clock)
     seen = {}
 
     def actor(ctx: JobContext) -> dict:
@@ -199,7 +201,7 @@ def test_ensure_owner_raises_after_heartbeat_finds_takeover(db, scheduler, runne
 
 
 def test_heartbeat_extends_the_lease(db, scheduler, runner, clock, settings):
-    job, store = claim_one(db, scheduler, clock)
+    job, _ = claim_one(db, scheduler, clock)
 
     def actor(ctx: JobContext) -> dict:
         clock.advance(seconds=settings.lease_seconds * 0.9)
