@@ -328,3 +328,24 @@ def test_promtool_alert_unit_tests(tmp_path: Path) -> None:
     shutil.copy(ALERTS_TEST, tmp_path / "alerts_test.yml")
     result = _promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def grafana_to_promql(query: str) -> str:
+    """A dashboard query with Grafana's variables replaced by values Prometheus accepts."""
+    return query.replace("$__rate_interval", "5m").replace("$job_type", ".*")
+
+
+@needs_promtool
+def test_promtool_parses_dashboard_queries(tmp_path: Path) -> None:
+    """Each panel query, as a recording rule, passes promtool's PromQL parser."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [q for q in dashboard_queries(dashboard) if not q.startswith("label_values(")]
+    assert "$" not in "".join(grafana_to_promql(q) for q in queries)
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": grafana_to_promql(q)}
+        for i, q in enumerate(queries)
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = _promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
