@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     )
     history_limit: int = Field(default=20, description="Runs kept in a job's bounded history.")
     stats_interval: float = Field(default=15.0, description="Seconds between status-count gauges.")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Extra modules every process imports (they register job types and actors).",
+    )
     scheduler_id: str | None = Field(default=None, description="Owner name; default host:pid.")
 
     # --- Retries -------------------------------------------------------------------------------
