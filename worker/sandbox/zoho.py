@@ -136,7 +136,8 @@ class ZohoSandbox:
 
     # --- clock ---------------------------------------------------------------------------------
     def now(self) -> datetime:
-        return self._clock() + self._offset
+        """The sandbox's time, in whole seconds like Zoho's timestamps."""
+        return (self._clock() + self._offset).replace(microsecond=0)
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox's clock forward (token expiry, throttle windows)."""

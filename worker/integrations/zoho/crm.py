@@ -99,7 +99,7 @@ def next_cursor(current: Cursor, page: RecordPage, per_page: int) -> Cursor | No
 def _retry_after(headers: httpx2.Headers, details: dict[str, Any]) -> float | None:
     for raw in (details.get("retry_after"), headers.get("retry-after")):
         try:
-            return float(raw) if raw is not None else None
+            return float(raw)
         except (TypeError, ValueError):
             continue
     return None
