@@ -157,7 +157,8 @@ class CampaignsClient:
             base_url=f"{base_url.rstrip('/')}/api/v1.1",
             auth=auth,
             timeout=timeout,
-            transport=transport,
+            # Connection failures happen before anything is sent: safe to retry even writes.
+            transport=transport or httpx2.HTTPTransport(retries=2),
             trust_env=False,
         )
 

@@ -141,7 +141,8 @@ class CrmClient:
             base_url=f"{api_domain.rstrip('/')}/crm/{version}",
             auth=auth,
             timeout=timeout,
-            transport=transport,
+            # Connection failures happen before anything is sent: safe to retry even writes.
+            transport=transport or httpx2.HTTPTransport(retries=2),
             trust_env=False,
         )
 
