@@ -62,7 +62,8 @@ def connect(db: Any, state: ZohoSandbox, user: str = USER, *, expired: bool = Tr
     now = dt.datetime.now(dt.UTC)
     db[names.ZOHO_TOKENS].insert_one(
         {
-            "user_id": user, "access_token": "1000.expired.token", "refresh_token": refresh_token,
+            "user_id": user, "refresh_token": refresh_token,
+            "access_token": "1000.expired.token" if expired else state.issue_access_token(),
             "token_type": "Bearer", "expires_in": 3600, "scope": "ZohoCRM.modules.ALL",
             "expires_at": now - dt.timedelta(minutes=1) if expired else now + dt.timedelta(hours=1),
             "data_center": "com", "created_at": now, "updated_at": now,
