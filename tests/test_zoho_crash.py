@@ -1,0 +1,96 @@
+"""A worker process killed (SIGKILL) mid-sync: the next run resumes from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.actors.lifecycle import HANDLERS, Runner
+from worker.api import submit
+from worker.db import names
+from worker.sandbox import Faults
+from worker.sandbox.zoho import ZohoSandbox
+from worker.settings import Settings
+
+from .test_zoho_actors import USER, connect
+from .zoho_support import claim_and_run
+
+pytestmark = pytest.mark.crash
+
+CHILD = """
+import json, sys
+from worker.db.client import open_embedded, open_mongodb
+from worker.settings import Settings
+import worker.actors
+from worker.actors.lifecycle import HANDLERS, Runner
+from tests.zoho_support import claim_and_run
+args = json.loads(sys.argv[1])
+url = args.pop("mongo_url")
+db = open_mongodb(url, args.pop("db")) if url else open_embedded(args.pop("folder"), args.pop("db"))
+runner = Runner(db, Settings(**args.pop("settings")), handlers=HANDLERS)
+claim_and_run(runner, args["job_id"])
+"""
+
+
+def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> None:
+    import worker.actors  # noqa: F401 - registers the handlers
+
+    state = ZohoSandbox()
+    state.seed("Contacts", 2600)
+    # Every request waits 50 ms so the parent can kill the child between pages.
+    with state.server(faults=Faults(timeout=1.0, timeout_seconds=0.05)) as server:
+        zsettings = settings.model_copy(
+            update={
+                "zoho_accounts_url": server.url, "zoho_client_id": state.client_id,
+                "zoho_client_secret": state.client_secret, "lease_seconds": 30.0,
+            }
+        )  # fmt: skip
+        connect(db, state)
+        job = submit(db, job_type="zoho_sync", user_id=USER, payload={"modules": ["Contacts"]})
+        plain = {
+            k: v for k, v in zsettings.model_dump(mode="json").items()
+            if k in {"zoho_accounts_url", "zoho_client_id", "zoho_client_secret",
+                     "lease_seconds", "http_timeout_seconds"}
+        }  # fmt: skip
+        args = {
+            "mongo_url": os.environ.get("MONGODB_TEST_URL"), "db": db.name,
+            "folder": str(tmp_path / "mongo"), "settings": plain, "job_id": job["job_id"],
+        }  # fmt: skip
+        root = Path(__file__).resolve().parent.parent
+        child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], cwd=root)
+        deadline = time.monotonic() + 30
+        page = 0
+        while time.monotonic() < deadline and child.poll() is None:
+            doc = db[names.ZOHO_TOKENS].find_one({"user_id": USER}) or {}
+            current = ((doc.get("crm_sync") or {}).get("Contacts") or {}).get("pass") or {}
+            page = int(current.get("page") or 0)
+            if page >= 4:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        child.wait(timeout=10)
+        assert child.returncode == -signal.SIGKILL, "the child finished before it was killed"
+        served_before = state.records_served["Contacts"]
+        assert 0 < served_before < 2600
+        db[names.SCHEDULED_JOBS].update_one(
+            {"job_id": job["job_id"]}, {"$set": {"status": "pending"}}
+        )
+        runner = Runner(db, zsettings, handlers=HANDLERS)
+        try:
+            done = claim_and_run(runner, job["job_id"])
+        finally:
+            runner.close()
+    assert done["status"] == "completed", done.get("error")
+    assert done["result"]["modules"]["Contacts"]["fetched"] == 2600
+    # Resumed at the checkpoint: at most the page in flight (plus one being read) came twice.
+    assert state.records_served["Contacts"] - 2600 <= 400
+    ids = [d["record_id"] for d in db[names.ZOHO_CRM_RECORDS].find({"user_id": USER})]
+    assert len(ids) == len(set(ids)) == 2600
