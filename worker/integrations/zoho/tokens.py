@@ -72,7 +72,7 @@ class ZohoTokenStore:
         self._settings = settings
         self.user_id = user_id
         self._clock = clock
-        self._http = http or httpx2.Client(timeout=settings.http_timeout_seconds, trust_env=False)
+        self._http = http
         self._lease = timedelta(seconds=lease_seconds)
         self._wait = wait_seconds
         self._margin = margin
@@ -178,17 +178,24 @@ class ZohoTokenStore:
             self._settings.zoho_accounts_url or data_center(doc.get("data_center")).accounts_url
         )
         try:
-            return refresh_access_token(
-                self._http,
-                accounts,
-                refresh_token=doc["refresh_token"],
-                client_id=self._settings.zoho_client_id,
-                client_secret=self._settings.zoho_client_secret,
-                now=self._clock(),
-            )
+            if self._http is not None:
+                return self._refresh_with(self._http, accounts, doc)
+            timeout = self._settings.http_timeout_seconds
+            with httpx2.Client(timeout=timeout, trust_env=False) as http:
+                return self._refresh_with(http, accounts, doc)
         except TokenExpired as exc:
             self._mark_broken(doc, str(exc))
             raise ZohoDisconnected(str(exc)) from None
+
+    def _refresh_with(self, http: httpx2.Client, accounts: str, doc: dict[str, Any]) -> TokenGrant:
+        return refresh_access_token(
+            http,
+            accounts,
+            refresh_token=doc["refresh_token"],
+            client_id=self._settings.zoho_client_id,
+            client_secret=self._settings.zoho_client_secret,
+            now=self._clock(),
+        )
 
     def _store(self, grant: TokenGrant) -> None:
         fields: dict[str, Any] = {
