@@ -1,4 +1,4 @@
-"""A worker process killed (SIGKILL) mid-sync: the next run resumes from the checkpoint."""
+"""Worker processes killed with SIGKILL mid-sync and right after Zoho accepted a send."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,21 @@ claim_and_run(runner, args["job_id"])
 """
 
 
+def spawn_child(db: Any, settings: Settings, tmp_path: Path, job_id: str) -> subprocess.Popen:
+    """A separate worker process that claims and runs ``job_id`` on the same database."""
+    keep = {
+        "zoho_accounts_url", "zoho_campaigns_url", "zoho_client_id", "zoho_client_secret",
+        "lease_seconds", "http_timeout_seconds",
+    }  # fmt: skip
+    plain = {k: v for k, v in settings.model_dump(mode="json").items() if k in keep}
+    args = {
+        "mongo_url": os.environ.get("MONGODB_TEST_URL"), "db": db.name,
+        "folder": str(tmp_path / "mongo"), "settings": plain, "job_id": job_id,
+    }  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], cwd=root)
+
+
 def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> None:
     import worker.actors  # noqa: F401 - registers the handlers
 
@@ -55,17 +71,7 @@ def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> 
         )  # fmt: skip
         connect(db, state)
         job = submit(db, job_type="zoho_sync", user_id=USER, payload={"modules": ["Contacts"]})
-        plain = {
-            k: v for k, v in zsettings.model_dump(mode="json").items()
-            if k in {"zoho_accounts_url", "zoho_client_id", "zoho_client_secret",
-                     "lease_seconds", "http_timeout_seconds"}
-        }  # fmt: skip
-        args = {
-            "mongo_url": os.environ.get("MONGODB_TEST_URL"), "db": db.name,
-            "folder": str(tmp_path / "mongo"), "settings": plain, "job_id": job["job_id"],
-        }  # fmt: skip
-        root = Path(__file__).resolve().parent.parent
-        child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], cwd=root)
+        child = spawn_child(db, zsettings, tmp_path, job["job_id"])
         deadline = time.monotonic() + 30
         page = 0
         while time.monotonic() < deadline and child.poll() is None:
@@ -94,3 +100,47 @@ def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> 
     assert state.records_served["Contacts"] - 2600 <= 400
     ids = [d["record_id"] for d in db[names.ZOHO_CRM_RECORDS].find({"user_id": USER})]
     assert len(ids) == len(set(ids)) == 2600
+
+
+def test_sigkill_after_zoho_accepted_the_send_sends_once(
+    db: Any, settings: Settings, tmp_path: Path
+) -> None:
+    import worker.actors  # noqa: F401 - registers the handlers
+
+    from .test_email_webhook_actors import email_doc
+
+    state = ZohoSandbox()
+    state.hold_after_send = threading.Event()
+    with state.server() as server:
+        zsettings = settings.model_copy(
+            update={
+                "zoho_accounts_url": server.url, "zoho_campaigns_url": server.url,
+                "zoho_client_id": state.client_id, "zoho_client_secret": state.client_secret,
+                "lease_seconds": 30.0,
+            }
+        )  # fmt: skip
+        connect(db, state)
+        email_doc(db, state)
+        job = submit(db, job_type="send_email", user_id=USER, payload={"campaign_id": "ec_1"})
+        child = spawn_child(db, zsettings, tmp_path, job["job_id"])
+        deadline = time.monotonic() + 30
+        while not state.sends and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)  # Zoho has sent; the worker never hears back
+        child.wait(timeout=10)
+        state.hold_after_send.set()
+        state.hold_after_send = None
+        assert child.returncode == -signal.SIGKILL and len(state.sends) == 1
+        assert db[names.EMAIL_CAMPAIGNS].find_one({"campaign_id": "ec_1"})["status"] == "draft"
+        db[names.SCHEDULED_JOBS].update_one(
+            {"job_id": job["job_id"]}, {"$set": {"status": "pending"}}
+        )
+        runner = Runner(db, zsettings, handlers=HANDLERS)
+        try:
+            done = claim_and_run(runner, job["job_id"])
+        finally:
+            runner.close()
+    assert done["status"] == "completed", done.get("error")
+    assert len(state.sends) == 1 and len(state.campaigns) == 1
+    doc = db[names.EMAIL_CAMPAIGNS].find_one({"campaign_id": "ec_1"})
+    assert doc["status"] == "sent" and doc["zoho_campaign_key"] in state.campaigns

@@ -132,6 +132,9 @@ class ZohoSandbox:
         self.campaigns: dict[str, _Campaign] = {}
         self.sends: list[dict[str, Any]] = []
         self._report_overrides: dict[str, dict[str, str]] = {}
+        self.hold_after_send: threading.Event | None = None
+        """When set, a send is recorded and its answer withheld until the event is set (a
+        crash test kills the client in that window: Zoho accepted, the worker never heard)."""
         self._campaign_calls: dict[str, deque[datetime]] = {}
 
     # --- clock ---------------------------------------------------------------------------------
@@ -465,6 +468,8 @@ class ZohoSandbox:
                 {"campaign_key": campaign.key, "at": now, "scheduled_for": when,
                  "recipients": self.mailing_lists[campaign.list_key]["noofcontacts"]}
             )  # fmt: skip
+        if self.hold_after_send is not None:
+            self.hold_after_send.wait(timeout=30)
         status = "scheduled" if when else "inprogress"
         return Response.json(
             {"response": {"uri": "/api/v1.1/sendcampaign", "code": "200", "version": "1.1",
