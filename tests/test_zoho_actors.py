@@ -254,3 +254,16 @@ def test_killed_sync_resumes_from_its_checkpoint(
     assert state.records_served["Contacts"] == 2600 + 200  # only the killed page came again
     ids = [d["record_id"] for d in db[names.ZOHO_CRM_RECORDS].find({"user_id": USER})]
     assert len(ids) == len(set(ids)) == 2600
+
+
+def test_sandbox_connection_document_works_end_to_end(
+    db: Any, runner: Runner, zoho: tuple[SandboxServer, ZohoSandbox]
+) -> None:
+    server, state = zoho
+    assert runner.settings.model_dump(include=set(state.settings_overrides(server.url))) == (
+        state.settings_overrides(server.url)
+    )
+    state.seed("Leads", 2)
+    db[names.ZOHO_TOKENS].insert_one(state.connection_document("u_dev"))
+    done = submit_and_run(runner, "zoho_sync", "u_dev", {"modules": ["Leads"]})
+    assert done["result"]["stored"] == {"Leads": 2}

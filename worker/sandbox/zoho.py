@@ -225,6 +225,31 @@ class ZohoSandbox:
             expires = self.access_tokens.get(value[len("Zoho-oauthtoken ") :])
             return expires is not None and self.now() < expires
 
+    def settings_overrides(self, url: str) -> dict[str, str]:
+        """Settings fields that point the worker at this sandbox served at ``url``."""
+        return {
+            "zoho_accounts_url": url,
+            "zoho_campaigns_url": url,
+            "zoho_client_id": self.client_id,
+            "zoho_client_secret": self.client_secret,
+        }
+
+    def connection_document(self, user_id: str, *, data_center: str = "com") -> dict[str, Any]:
+        """A ``zoho_tokens`` document as the app stores it after consent (access token stale)."""
+        now = self.now()
+        return {
+            "user_id": user_id,
+            "access_token": None,
+            "refresh_token": self.add_refresh_token(user_id),
+            "token_type": "Bearer",
+            "expires_in": 0,
+            "expires_at": now,
+            "scope": "ZohoCRM.modules.ALL ZohoCampaigns.campaign.ALL",
+            "data_center": data_center,
+            "created_at": now,
+            "updated_at": now,
+        }
+
     # --- CRM -----------------------------------------------------------------------------------
     def seed(self, module: str, count: int, *, modified: datetime | None = None) -> list[str]:
         """Add ``count`` records to ``module`` (modified at ``modified``, default a day ago)."""
