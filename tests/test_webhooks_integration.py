@@ -151,8 +151,16 @@ def test_real_resolution_of_localhost() -> None:
     with pytest.raises(TargetRefused):
         check_target("http://localhost:8080/hook", allow_private=False)
     assert "127.0.0.1" in check_target("http://localhost:8080/hook", allow_private=True)
+
+
+def test_unresolvable_host_is_refused() -> None:
+    def fails(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
     with pytest.raises(TargetRefused, match="does not resolve"):
-        check_target("http://no-such-host.invalid/", allow_private=True)
+        check_target("http://no-such-host.invalid/", allow_private=True, resolve=fails)
+    with pytest.raises(TargetRefused, match="does not resolve"):
+        check_target("http://empty.example/", allow_private=True, resolve=lambda h, p: [])
 
 
 class Receiver:
