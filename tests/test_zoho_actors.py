@@ -140,6 +140,18 @@ def test_refresh_zoho_tokens_refreshes_only_expiring(
     assert (state.grants_for(soon), state.grants_for(fresh)) == (1, 0)
 
 
+def test_refresh_zoho_tokens_defers_a_throttled_user(
+    db: Any, runner: Runner, zoho: tuple[SandboxServer, ZohoSandbox]
+) -> None:
+    _, state = zoho
+    state.throttle_limit = 0  # every grant answers "Access Denied, too many requests"
+    connect(db, state, "u_throttled")
+    done = submit_and_run(runner, "refresh_zoho_tokens", "system", {})
+    assert done["result"] == {"refreshed": 0, "skipped": 0, "disconnected": 0, "deferred": 1}
+    token = db[names.ZOHO_TOKENS].find_one({"user_id": "u_throttled"})
+    assert "refresh_lease" not in token and "refresh_failed" not in token
+
+
 def test_data_center_picks_the_accounts_server(db: Any, settings: Settings) -> None:
     seen: list[str] = []
 

@@ -144,3 +144,24 @@ def test_sigkill_after_zoho_accepted_the_send_sends_once(
     assert len(state.sends) == 1 and len(state.campaigns) == 1
     doc = db[names.EMAIL_CAMPAIGNS].find_one({"campaign_id": "ec_1"})
     assert doc["status"] == "sent" and doc["zoho_campaign_key"] in state.campaigns
+
+
+def test_worker_processes_share_one_refresh(db: Any, settings: Settings, tmp_path: Path) -> None:
+    """Four worker processes start with the same expired token: Zoho sees one grant."""
+    state = ZohoSandbox()
+    state.seed("Accounts", 2)
+    with state.server() as server:
+        zsettings = settings.model_copy(
+            update={**state.settings_overrides(server.url), "lease_seconds": 30.0}
+        )
+        refresh_token = connect(db, state)
+        jobs = [
+            submit(db, job_type="zoho_sync", user_id=USER, payload={"modules": ["Accounts"]})
+            for _ in range(4)
+        ]
+        children = [spawn_child(db, zsettings, tmp_path, job["job_id"]) for job in jobs]
+        for child in children:
+            child.wait(timeout=60)
+    statuses = [db[names.SCHEDULED_JOBS].find_one({"job_id": j["job_id"]})["status"] for j in jobs]
+    assert statuses == ["completed"] * 4
+    assert state.grants_for(refresh_token) == 1
