@@ -137,10 +137,16 @@ def test_future_send_is_scheduled_and_reports_flow_back(
     assert done["result"]["status"] == "scheduled"
     assert state.sends[0]["scheduled_for"] is not None
     early = submit_and_run(runner, "sync_email_reports", USER, {})
-    assert early["result"] == {"updated": 0, "not_ready": 1}
+    assert early["result"] == {"updated": 0, "not_ready": 1, "failed": 0}
     state.advance(2 * 86400)
     synced = submit_and_run(runner, "sync_email_reports", USER, {"campaign_id": "ec_1"})
-    assert synced["result"] == {"updated": 1, "not_ready": 0}
+    assert synced["result"] == {"updated": 1, "not_ready": 0, "failed": 0}
+    db[names.EMAIL_CAMPAIGNS].insert_one(
+        {"campaign_id": "ec_gone", "user_id": USER, "status": "sent",
+         "zoho_campaign_key": "deleted-in-zoho"}
+    )  # fmt: skip
+    mixed = submit_and_run(runner, "sync_email_reports", USER, {})
+    assert mixed["result"] == {"updated": 1, "not_ready": 0, "failed": 1}
     doc = db[names.EMAIL_CAMPAIGNS].find_one({"campaign_id": "ec_1"})
     assert doc["status"] == "sent"
     assert (doc["analytics"]["sent"], doc["analytics"]["delivered"]) == (120, 114)

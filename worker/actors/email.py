@@ -20,7 +20,12 @@ from worker.actors.lifecycle import JobContext, job_actor
 from worker.actors.zoho import campaigns_client, token_store
 from worker.db import names
 from worker.errors import OutcomeUnknown, PermanentFailure, RetryLater
-from worker.integrations.zoho.campaigns import AlreadySent, CampaignsClient, RemoteCampaign
+from worker.integrations.zoho.campaigns import (
+    AlreadySent,
+    CampaignsClient,
+    CampaignsError,
+    RemoteCampaign,
+)
 from worker.jobtypes import SendEmailPayload, SyncEmailReportsPayload
 from worker.webhooks import emit_event
 
@@ -200,10 +205,16 @@ def sync_email_reports(ctx: JobContext) -> dict[str, Any]:
         query, projection={"campaign_id": 1, "zoho_campaign_key": 1, "status": 1, "scheduled_at": 1}
     )
     store = token_store(ctx)
-    updated, pending = 0, 0
+    updated, pending, failed = 0, 0, 0
     with campaigns_client(store, ctx) as client:
         for doc in docs:
-            report = client.campaign_report(doc["zoho_campaign_key"])
+            try:
+                report = client.campaign_report(doc["zoho_campaign_key"])
+            except CampaignsError as exc:  # e.g. deleted in Zoho: the other reports still sync
+                ctx.audit("email_report_failed", "email_campaign", doc["campaign_id"],
+                          {"code": exc.code})  # fmt: skip
+                failed += 1
+                continue
             if report is None:
                 pending += 1
                 continue
@@ -215,4 +226,4 @@ def sync_email_reports(ctx: JobContext) -> dict[str, Any]:
                 fields.update(status="sent", sent_at=doc.get("scheduled_at") or ctx.now())
             _campaigns(ctx).update_one({"campaign_id": doc["campaign_id"]}, {"$set": fields})
             updated += 1
-    return {"updated": updated, "not_ready": pending}
+    return {"updated": updated, "not_ready": pending, "failed": failed}
