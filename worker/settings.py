@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         default=False, description="Allow webhook targets on private/loopback addresses."
     )
     http_timeout_seconds: float = Field(default=20.0, description="Timeout of integration calls.")
+    webhook_timeout_seconds: float = Field(
+        default=15.0, description="Timeout of one webhook delivery attempt."
+    )
+    webhook_deactivate_after: int = Field(
+        default=10, description="Consecutive failed deliveries after which a webhook is disabled."
+    )
 
     # --- LLM -----------------------------------------------------------------------------------
     openai_api_key: str | None = Field(
