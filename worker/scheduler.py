@@ -294,19 +294,20 @@ class Scheduler:
         alive_by_id = dict(
             zip([k for k, d in dispatches.items() if d is not None], alive, strict=True)
         )
-        waiting_queues = {d.queue for k, d in dispatches.items() if d and alive_by_id.get(k)}
-        if waiting_queues:  # held by a worker that may be dead: let Dramatiq hand them back
-            requeue_from_dead_workers(self.broker, waiting_queues)
+        # Still in the broker: a long queue, or held by a worker that may be dead (Dramatiq hands
+        # those back when asked). Either way they wait; one update extends them all.
+        waiting = [j for j in unstarted if alive_by_id.get(j["job_id"])]
+        if waiting:
+            requeue_from_dead_workers(self.broker, {dispatches[j["job_id"]].queue for j in waiting})
+            report.extended += self.store.extend_queued(waiting, now + self.queued_lease)
         resend: list[Dispatch] = []
         resent_jobs: list[dict[str, Any]] = []
         for job in expired:
+            if alive_by_id.get(job["job_id"]):
+                continue
             job_type = str(job.get("job_type"))
             metrics.LEASE_EXPIRATIONS.labels(job_type).inc()
             started = bool((job.get("lease") or {}).get("started_at"))
-            if not started and alive_by_id.get(job["job_id"]):
-                if self.store.extend_queued(job, now + self.queued_lease):
-                    report.extended += 1
-                continue
             if started and not self._attempts_left(job, now):
                 continue
             fresh = self.store.reclaim(job, now, owner=self.owner, queued_lease=self.queued_lease)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from worker.db.engine import Database, FileLock
@@ -22,16 +24,36 @@ def open_mongodb(url: str, name: str) -> Database:
     return Database(connect, per_thread=False, lock=None, kind="mongodb")
 
 
+class _SharedConnections:
+    """The ``sqlite3`` module as litemongo sees it, with connections usable from any thread.
+
+    litemongo binds each SQLite connection to its thread, and each connection rebuilds its
+    in-memory query index whenever another connection wrote. With one connection per thread,
+    the scheduler, worker threads and audit thread of one process kept invalidating each other:
+    measured 304 ms per job start at 2,000 jobs against 2.5 ms from one thread. One connection
+    per process is safe because the engine lock serializes every operation.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sqlite3, name)
+
+    @staticmethod
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("check_same_thread", False)
+        return sqlite3.connect(*args, **kwargs)
+
+
 def open_embedded(path: str, name: str) -> Database:
     """litemongo's SQLite store in folder ``path``, shared by every process that opens it."""
     import litemongo
+    import litemongo.sqlite_store
+
+    litemongo.sqlite_store.sqlite3 = _SharedConnections()  # type: ignore[assignment]
 
     def connect() -> Any:
         return litemongo.connect(str(path), tz_aware=True)[name]
 
-    from pathlib import Path
-
-    return Database(connect, per_thread=True, lock=FileLock(Path(path) / ".lock"), kind="embedded")
+    return Database(connect, per_thread=False, lock=FileLock(Path(path) / ".lock"), kind="embedded")
 
 
 def get_database(settings: Settings) -> Database:

@@ -8,8 +8,8 @@
   ``fcntl`` lock on a file in the engine's folder across processes. litemongo's SQLite store is not
   atomic across processes or threads; the lock gives it MongoDB's single-document atomicity
   (measured: 3 processes claiming 1,000 jobs claimed 234 twice without it, 0 with it);
-* on the embedded engine, give each thread its own client, because litemongo's SQLite connections
-  are bound to the thread that opened them.
+* open one client per process (per thread where ``per_thread`` asks for it), never reused
+  across a fork.
 
 ``find`` and ``aggregate`` return lists (evaluated inside the lock); pass ``sort``, ``limit`` and
 ``projection`` as keyword arguments rather than chaining cursor methods.
@@ -137,6 +137,7 @@ class Database:
         self._lock = lock
         self._local = threading.local()
         self._shared: Any = None
+        self._shared_pid: int | None = None
         self._shared_guard = threading.Lock()
         self.kind = kind
 
@@ -148,10 +149,11 @@ class Database:
                 db = self._local.db = self._connect()
                 self._local.pid = os.getpid()
             return db
-        if self._shared is None:
+        if self._shared is None or self._shared_pid != os.getpid():  # not across a fork
             with self._shared_guard:
-                if self._shared is None:
+                if self._shared is None or self._shared_pid != os.getpid():
                     self._shared = self._connect()
+                    self._shared_pid = os.getpid()
         return self._shared
 
     def lock(self) -> AbstractContextManager[None]:

@@ -241,13 +241,23 @@ class JobStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    def extend_queued(self, job: dict[str, Any], until: dt.datetime) -> bool:
-        """The message is still in the broker's queue: keep waiting for a worker."""
-        result = self.jobs.update_one(
-            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+    def extend_queued(self, jobs: list[dict[str, Any]], until: dt.datetime) -> int:
+        """Their messages are still in the broker's queue: keep waiting for a worker.
+
+        One update for the whole set; extending a lease that another replica just renewed only
+        postpones the next check, so the epoch need not be matched here.
+        """
+        if not jobs:
+            return 0
+        result = self.jobs.update_many(
+            {
+                "_id": {"$in": [j["_id"] for j in jobs]},
+                "status": JobStatus.PROCESSING.value,
+                "lease.started_at": None,
+            },
             {"$set": {"lease.until": until}},
         )
-        return result.modified_count == 1
+        return result.modified_count
 
     def purge_finished(self, now: dt.datetime) -> int:
         """The retention policy on the embedded engine (a TTL index does it on MongoDB)."""
