@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -537,8 +538,14 @@ def main(argv: list[str] | None = None, out: Out = print) -> dict[str, Any]:
     return results
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (Redis keys, temp folder) on kill too
     try:
         main()
     except KeyboardInterrupt:
+        print("interrupted; cleaned up", file=sys.stderr)
         sys.exit(130)
