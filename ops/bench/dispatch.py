@@ -22,11 +22,14 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,7 @@ Out = Callable[[str], None]
 class Config:
     n: int | None = None
     threads: int = 8
+    processes: int = 0  # 0: the Dramatiq worker runs in this process
     batch: int = 200
     poll: float = 0.01
     timeout: float = 600.0
@@ -90,6 +94,79 @@ class Completions:
     @property
     def done(self) -> int:
         return self.completed + self.failed
+
+
+class DbCompletions:
+    """Finished runs counted in MongoDB (worker processes cannot call back into this one)."""
+
+    interval = 0.25
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.polls = 0
+
+    @property
+    def done(self) -> int:
+        self.polls += 1
+        return self._db[names.SCHEDULED_JOBS].count_documents(
+            {"status": {"$in": ["completed", "failed"]}}
+        )
+
+
+class WorkerProcesses:
+    """``dramatiq worker.app --processes K``: the production worker entry, on this run's settings.
+
+    Its processes count their MongoDB operations into a private Prometheus multiprocess folder
+    (``mmw_mongo_operations_total``), read back after they stopped.
+    """
+
+    def __init__(self, settings: Settings, processes: int, threads: int, folder: Path) -> None:
+        self.prom_dir = folder / "prometheus"
+        self.prom_dir.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:  # a free port for the workers' /metrics
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "MMW_MONGODB_DB": settings.mongodb_db,
+            "MMW_EMBEDDED_PATH": str(settings.embedded_path),
+            "BROKER_URL": str(settings.broker_url),
+            "MMW_BROKER_NAMESPACE": settings.broker_namespace,
+            "MMW_WORKER_METRICS_PORT": str(port),
+            "MMW_LOG_LEVEL": "WARNING",
+            "dramatiq_prom_db": str(self.prom_dir),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.prom_dir),
+        }
+        env.pop("MONGODB_URL", None)
+        if settings.mongodb_url:
+            env["MONGODB_URL"] = settings.mongodb_url
+        command = [sys.executable, "-m", "dramatiq", "worker.app"]
+        command += ["--processes", str(processes), "--threads", str(threads)]
+        self.proc = subprocess.Popen(command, env=env)
+
+    def stop(self) -> None:
+        """SIGTERM: Dramatiq stops gracefully and the runners flush their audit entries."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def operations(self) -> dict[tuple[str, str], int]:
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.prom_dir))
+        counts: Counter[tuple[str, str]] = Counter()
+        for metric in registry.collect():
+            for sample in metric.samples:
+                if sample.name == "mmw_mongo_operations_total":
+                    key = (sample.labels["collection"], sample.labels["operation"])
+                    counts[key] += int(sample.value)
+        return dict(counts)
 
 
 class SchedulerLoop(threading.Thread):
@@ -148,18 +225,24 @@ def delete_namespace(client: redis.Redis, namespace: str) -> int:
 
 
 def wait_until(
-    counter: Completions, n: int, timeout: float, label: str, out: Out, progress: bool
+    counter: Completions | DbCompletions,
+    n: int,
+    timeout: float,
+    label: str,
+    out: Out,
+    progress: bool,
 ) -> None:
     """Wait for ``n`` finished runs, printing progress every second; TimeoutError if stalled."""
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + 1.0
-    while counter.done < n:
+    interval = getattr(counter, "interval", 0.01)
+    while (done := counter.done) < n:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{label}: only {counter.done}/{n} finished in {timeout:.0f}s")
-        time.sleep(0.01)
+            raise TimeoutError(f"{label}: only {done}/{n} finished in {timeout:.0f}s")
+        time.sleep(interval)
         if progress and time.monotonic() >= next_report:
             next_report += 1.0
-            out(f"  {label}: {counter.done}/{n}")
+            out(f"  {label}: {done}/{n}")
 
 
 def job_docs(start: int, count: int, tag: str, now: dt.datetime) -> list[dict[str, Any]]:
@@ -199,16 +282,22 @@ def run_ours(
     db: Database,
     broker: RedisBroker,
     settings: Settings,
-    runner: Runner,
     cfg: Config,
     n: int,
     out: Out,
+    *,
+    runner: Runner | None = None,
+    pool: WorkerProcesses | None = None,
 ) -> dict[str, Any]:
-    """N due noop jobs: insert → scheduler → Redis → worker → ``completed``."""
-    counter = Completions()
-    runner.finish_listeners.append(
-        lambda job, status, result, error: counter.add(status == "completed")
-    )
+    """N due noop jobs: insert → scheduler → Redis → worker (``runner`` or ``pool``) → done."""
+    counter: Completions | DbCompletions
+    if runner is not None:
+        counter = in_process = Completions()
+        runner.finish_listeners.append(
+            lambda job, status, result, error: in_process.add(status == "completed")
+        )
+    else:
+        counter = DbCompletions(db)
     scheduler = Scheduler(db, broker, settings, owner="bench-scheduler")
     loop = SchedulerLoop(scheduler, cfg.poll, settings.claim_batch_size)
     tag = uuid.uuid4().hex[:8]
@@ -217,6 +306,7 @@ def run_ours(
     secs_before = operations.seconds()
     loop.start()
     first_insert = time.perf_counter()
+    first_insert_at = dt.datetime.now(dt.UTC)
     inserts = 0
     for start in range(0, n, INSERT_CHUNK):
         docs = job_docs(start, min(INSERT_CHUNK, n - start), tag, dt.datetime.now(dt.UTC))
@@ -228,12 +318,21 @@ def run_ours(
     finally:
         loop.stop.set()
         loop.join(timeout=10)
-    last_done = counter.last
-    runner.audit_log.flush()
+    if runner is not None:
+        runner.audit_log.flush()
+    if pool is not None:
+        pool.stop()
     scheduler.audit.flush()
     ops = ops_diff(ops_before, operations.snapshot())
     secs = seconds_diff(secs_before, operations.seconds())
-    wall = last_done - first_insert
+    if isinstance(counter, DbCompletions):  # the progress polls are the benchmark's, not ours
+        polls = (names.SCHEDULED_JOBS, "count_documents")
+        ops[polls] -= counter.polls
+        if not ops[polls]:
+            del ops[polls]
+    if pool is not None:
+        for key, count in pool.operations().items():
+            ops[key] = ops.get(key, 0) + count
 
     # The benchmark's own calls are not the worker's: take its inserts out of the counts.
     bench_key = (names.SCHEDULED_JOBS, "insert_many")
@@ -244,8 +343,13 @@ def run_ours(
 
     rows = db[names.SCHEDULED_JOBS].find(
         {"job_id": {"$regex": f"^bench_{tag}_"}},
-        {"schedule.execute_at": 1, "started_at": 1, "status": 1, "attempts": 1},
+        {"schedule.execute_at": 1, "started_at": 1, "finished_at": 1, "status": 1, "attempts": 1},
     )
+    if isinstance(counter, Completions):
+        wall = counter.last - first_insert
+    else:  # the last finish written by a worker process
+        finished = [r["finished_at"] for r in rows if r.get("finished_at") is not None]
+        wall = (max(finished) - first_insert_at).total_seconds() if finished else float("nan")
     lags = [
         (r["started_at"] - r["schedule"]["execute_at"]).total_seconds()
         for r in rows
@@ -270,8 +374,8 @@ def run_ours(
     ]
     return {
         "n": n,
-        "completed": counter.completed,
-        "failed": counter.failed,
+        "completed": statuses.get("completed", 0),
+        "failed": statuses.get("failed", 0),
         "statuses": statuses,
         "attempts_over_one": attempts_over_one,
         "wall_s": wall,
@@ -297,6 +401,7 @@ def run_ours(
             "ops_per_job": sum(ops.values()) / n,
             "by_op": by_op,
             "engine_s": engine_s,
+            "engine_s_scope": "worker processes not timed" if pool else "all",
             "lock_wait_s": wait_s,
             "engine_share_of_wall": engine_s / wall if wall > 0 else float("nan"),
             "bench_insert_calls": inserts,
@@ -376,6 +481,7 @@ def run(cfg: Config, out: Out = print) -> dict[str, Any]:
 
     raw_actor = dramatiq.actor(raw_noop, actor_name=RAW_ACTOR, queue_name=RAW_QUEUE, broker=broker)
     runner: Runner | None = None
+    pool: WorkerProcesses | None = None
     consumer: dramatiq.Worker | None = None
     timing_was = operations.timing
     results: dict[str, Any] = {
@@ -383,6 +489,7 @@ def run(cfg: Config, out: Out = print) -> dict[str, Any]:
         "engine_info": "",
         "redis": cfg.redis_url,
         "threads": cfg.threads,
+        "processes": cfg.processes,
         "batch": cfg.batch,
         "poll_s": cfg.poll,
         "n": n,
@@ -394,16 +501,22 @@ def run(cfg: Config, out: Out = print) -> dict[str, Any]:
         if engine == "embedded" and cfg.n is None:
             out(f"note: embedded engine, default N={n} (it evaluates queries in Python; --n)")
         ensure_indexes(db)
-        runner = Runner(db, settings)
-        set_runner(runner)
-        declare_job_actors(broker)
         declare_queues(broker, [t.queue for t in JOB_TYPES.values()] + [RAW_QUEUE])
-        consumer = dramatiq.Worker(broker, worker_threads=cfg.threads, worker_timeout=100)
-        consumer.start()
+        if cfg.processes:
+            pool = WorkerProcesses(settings, cfg.processes, cfg.threads, folder)
+        else:
+            runner = Runner(db, settings)
+            set_runner(runner)
+            declare_job_actors(broker)
+            consumer = dramatiq.Worker(broker, worker_threads=cfg.threads, worker_timeout=100)
+            consumer.start()
         operations.timing = True
-        out(f"ours: {n} noop jobs, {cfg.threads} worker threads, claim batch {cfg.batch}")
-        results["ours"] = run_ours(db, broker, settings, runner, cfg, n, out)
-        if cfg.raw:
+        where = f"{cfg.processes} worker processes x " if cfg.processes else ""
+        out(f"ours: {n} noop jobs, {where}{cfg.threads} worker threads, claim batch {cfg.batch}")
+        results["ours"] = run_ours(db, broker, settings, cfg, n, out, runner=runner, pool=pool)
+        if cfg.raw and cfg.processes:
+            out("raw baseline skipped: it runs in this process only (leave out --processes)")
+        elif cfg.raw:
             out("raw Dramatiq: actor.send in a loop")
             results["raw_send"] = run_raw(
                 broker, raw_actor, raw_counter, cfg, n, pipeline=False, out=out
@@ -417,6 +530,8 @@ def run(cfg: Config, out: Out = print) -> dict[str, Any]:
                 results[key]["ours_over_raw"] = ours / results[key]["end_to_end_jobs_s"]
     finally:
         operations.timing = timing_was
+        if pool is not None:
+            pool.stop()
         if consumer is not None:
             consumer.stop()
         if runner is not None:
@@ -441,7 +556,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "",
         f"engine {results['engine']} ({results['engine_info']}), N={results['n']}, "
-        f"{results['threads']} worker threads, claim batch {results['batch']}, "
+        f"{results['processes'] or 'in-process'} x {results['threads']} worker threads, "
+        f"claim batch {results['batch']}, "
         f"poll {results['poll_s']}s",
         "",
         f"{'metric':<44}{'value':>14}",
@@ -459,6 +575,8 @@ def render(results: dict[str, Any]) -> str:
         f"{mongo['engine_s']:>7.2f} / {mongo['engine_share_of_wall']:.0%}",
         f"{'engine lock wait s (embedded only)':<44}{mongo['lock_wait_s']:>14.2f}",
     ]
+    if mongo["engine_s_scope"] != "all":
+        lines.append(f"(engine time: {mongo['engine_s_scope']})")
     if sched["errors"]:
         lines.append(f"scheduler errors: {sched['errors']}")
     lines += [
@@ -500,6 +618,12 @@ def parse_args(argv: list[str] | None) -> Config:
         help=f"jobs (default {DEFAULT_N_MONGODB:,}; {DEFAULT_N_EMBEDDED:,} on the embedded engine)",
     )
     parser.add_argument("--threads", type=int, default=8, help="Dramatiq worker threads")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="run `dramatiq worker.app` with this many processes instead of in-process threads",
+    )
     parser.add_argument("--batch", type=int, default=200, help="scheduler claim batch size")
     parser.add_argument(
         "--poll", type=float, default=0.01, help="scheduler wait after a batch that was not full"
@@ -517,6 +641,7 @@ def parse_args(argv: list[str] | None) -> Config:
     return Config(
         n=args.n,
         threads=args.threads,
+        processes=args.processes,
         batch=args.batch,
         poll=args.poll,
         timeout=args.timeout,
