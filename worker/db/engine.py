@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -36,6 +37,9 @@ class OperationCounter:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self.listeners: list[Callable[[str, str], None]] = []
+        #: When true, each call's seconds are summed (the benchmark's "time in the engine").
+        self.timing = False
+        self._seconds: Counter[tuple[str, str, str]] = Counter()
 
     def record(self, collection: str, operation: str) -> None:
         with self._lock:
@@ -50,6 +54,17 @@ class OperationCounter:
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self._counts)
+
+    def record_time(self, collection: str, operation: str, waited: float, held: float) -> None:
+        """Seconds one call waited for the engine lock and spent inside it (``timing`` on)."""
+        with self._lock:
+            self._seconds[(collection, operation, "wait")] += waited
+            self._seconds[(collection, operation, "engine")] += held
+
+    def seconds(self) -> dict[tuple[str, str, str], float]:
+        """Summed seconds by (collection, operation, "wait" or "engine") since timing began."""
+        with self._lock:
+            return dict(self._seconds)
 
 
 #: The counter every Collection reports to.
@@ -104,11 +119,19 @@ class Collection:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             operations.record(self.name, operation)
+            timing = operations.timing
+            began = time.perf_counter() if timing else 0.0
             with self._database.lock():
-                result = getattr(self._raw(), operation)(*args, **kwargs)
-                if operation in _LISTING and not isinstance(result, list):
-                    result = list(result)
-                return result
+                entered = time.perf_counter() if timing else 0.0
+                try:
+                    result = getattr(self._raw(), operation)(*args, **kwargs)
+                    if operation in _LISTING and not isinstance(result, list):
+                        result = list(result)
+                    return result
+                finally:
+                    if timing:
+                        held = time.perf_counter() - entered
+                        operations.record_time(self.name, operation, entered - began, held)
 
         call.__name__ = operation
         return call
