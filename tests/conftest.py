@@ -99,6 +99,8 @@ def settings(tmp_path: Path, db: Database, redis_url: str) -> Settings:
         backoff_base_seconds=1.0,
         backoff_max_seconds=4.0,
         intake_interval=0.0,
+        recovery_interval=0.0,
+        controls_interval=0.0,
         stats_interval=0.0,
     )
 

@@ -38,6 +38,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
             "MMW_BACKOFF_BASE_SECONDS": "0.5",
             "MMW_BACKOFF_MAX_SECONDS": "1",
             "MMW_INTAKE_INTERVAL": "30",
+            "MMW_RECOVERY_INTERVAL": "0.5",
             "MMW_STATS_INTERVAL": "30",
             "MMW_PLUGINS": '["tests.crash_actors"]',
             "MMW_LOG_LEVEL": "WARNING",

@@ -98,6 +98,8 @@ class Scheduler:
         self.queued_lease = dt.timedelta(seconds=settings.queued_lease_seconds)
         self.grace = dt.timedelta(seconds=settings.misfire_grace_seconds)
         self._last_intake = self._last_purge = self._last_stats = float("-inf")
+        self._last_recovery = self._last_controls = float("-inf")
+        self._controls: tuple[list[str], list[str]] = ([], [])
         self._user_timezones: dict[str, str | None] = {}
 
     # ---------------------------------------------------------------- the poll
@@ -129,7 +131,9 @@ class Scheduler:
             if dispatch is not None:
                 outgoing.append(dispatch)
         self._send(outgoing, claimed, now, report, action="job_dispatched")
-        self._recover(now, report)
+        if time.monotonic() - self._last_recovery >= self.settings.recovery_interval:
+            self._last_recovery = time.monotonic()
+            self._recover(now, report)
         self._housekeeping(now, report)
         self.audit.flush()
         metrics.POLL_DURATION.observe(time.perf_counter() - started)
@@ -452,10 +456,14 @@ class Scheduler:
         metrics.DUE_NOT_DISPATCHED.set(self.store.count_due(now))
 
     def _paused(self) -> tuple[list[str], list[str]]:
-        rows = self.db[names.JOB_CONTROLS].find({"paused": True}, {"kind": 1, "value": 1})
-        users = [r["value"] for r in rows if r.get("kind") == "user"]
-        types = [r["value"] for r in rows if r.get("kind") == "job_type"]
-        return users, types
+        """Users and job types an operator paused (re-read every ``controls_interval``)."""
+        if time.monotonic() - self._last_controls >= self.settings.controls_interval:
+            self._last_controls = time.monotonic()
+            rows = self.db[names.JOB_CONTROLS].find({"paused": True}, {"kind": 1, "value": 1})
+            users = [r["value"] for r in rows if r.get("kind") == "user"]
+            types = [r["value"] for r in rows if r.get("kind") == "job_type"]
+            self._controls = (users, types)
+        return self._controls
 
     def _user_timezone(self, job: dict[str, Any]) -> str | None:
         """The user's ``preferences.timezone``, only looked up for recurring jobs that lack one."""

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     misfire_grace_seconds: float = Field(
         default=60.0, description="A recurring fire later than this counts as missed (catch-up)."
     )
+    recovery_interval: float = Field(
+        default=2.0, description="Seconds between checks for runs whose lease expired."
+    )
+    controls_interval: float = Field(
+        default=2.0, description="Seconds an operator pause may take to apply (cache of pauses)."
+    )
     intake_interval: float = Field(
         default=5.0, description="Seconds between sweeps for hand-written documents to check."
     )
