@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +105,36 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field(default="gpt-4o-mini", description="Default chat model.")
     embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings.")
+    llm_provider: Literal["auto", "openai", "offline"] = Field(
+        default="auto",
+        description="auto: the OpenAI-compatible server when an API key is set, else offline.",
+    )
+    agent_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Chat model per agent (JSON, e.g. {"content_writer": "gpt-4o"}); '
+        "agents not listed use llm_model.",
+    )
+    llm_timeout_seconds: float = Field(default=120.0, description="Timeout of one LLM request.")
+    llm_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts of one LLM call on 429/5xx/timeouts before RetryLater."
+    )
+    llm_max_wait_seconds: float = Field(
+        default=30.0,
+        description="Longest total in-call wait for 429/5xx; a longer Retry-After is handed "
+        "back to the scheduler (RetryLater) instead of holding the worker.",
+    )
+    llm_format_attempts: int = Field(
+        default=3, ge=1, description="Answers asked for before a malformed one fails the task."
+    )
+    embedding_provider: Literal["auto", "openai", "hashing", "minilm"] = Field(
+        default="auto",
+        description="auto: OpenAI-compatible embeddings when an API key is set, else feature "
+        "hashing; minilm needs the optional extra `minilm` (CPU PyTorch).",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        description="Vector size: sent as `dimensions` to OpenAI when set; hashing default 384.",
+    )
 
 
 @lru_cache(maxsize=1)
