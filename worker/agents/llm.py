@@ -10,6 +10,7 @@ does, so the whole flow runs with no network.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -167,9 +168,10 @@ class OpenAIChat:
         problem = "no answer"
         for attempt in range(1, self._format_attempts + 1):
             completion = call_with_retries(
-                lambda: self._client.chat.completions.create(
+                functools.partial(
+                    self._client.chat.completions.create,
                     model=model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=list(messages),  # type: ignore[arg-type]
                     response_format=response_format,  # type: ignore[arg-type]
                 ),
                 what=what,

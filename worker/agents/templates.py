@@ -245,7 +245,9 @@ def _social_text(platform: str, product: str, audience: str, message: str) -> st
 
 def social(request: LLMRequest[Any]) -> SocialSchedule:
     brief, product, audience, _company, _tone = _facts(request)
-    items = [c for c in request.context.get("content") or [] if c.get("content_type") == "social_post"]
+    items = [
+        c for c in request.context.get("content") or [] if c.get("content_type") == "social_post"
+    ]
     posts = [
         SocialPostDraft(
             platform=item["platform"],

@@ -84,6 +84,15 @@ class OpenAISandbox:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- scripting ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget scripted answers and recorded requests (one server shared by many tests)."""
+        with self._lock:
+            for queue in self._queues.values():
+                queue.clear()
+            self.chat_requests.clear()
+            self.embedding_requests.clear()
+        self.models = None
+
     def queue_answer(self, content: str | dict[str, Any] | BaseModel) -> None:
         """The next chat completion answers ``content`` (a dict/model is sent as JSON)."""
         if isinstance(content, BaseModel):
