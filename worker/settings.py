@@ -145,6 +145,27 @@ class Settings(BaseSettings):
         description="Vector size: sent as `dimensions` to OpenAI when set; hashing default 384.",
     )
 
+    # --- Agents --------------------------------------------------------------------------------
+    approval_steps: list[Literal["campaign_plan", "budget", "publish"]] = Field(
+        default_factory=lambda: ["campaign_plan", "budget", "publish"],
+        description="Steps that wait for an approval_requests decision (JSON list).",
+    )
+    approval_timeout_hours: float = Field(
+        default=72.0, description="An unanswered approval request expires after this long."
+    )
+    approval_poll_seconds: float = Field(
+        default=30.0, description="How often waiting work re-checks its approval request."
+    )
+    memory_top_k: int = Field(default=5, ge=0, description="Memories given to an agent.")
+    memory_candidates: int = Field(
+        default=500, description="In-process retrieval: newest memories scored per query."
+    )
+    memory_vector_index: str | None = Field(
+        default=None,
+        description="Atlas Vector Search index on `embedding` (real server only); unset or "
+        "unsupported: cosine similarity in-process.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

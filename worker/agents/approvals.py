@@ -1,0 +1,87 @@
+"""Approval requests: create them idempotently, read their decision, expire the unanswered.
+
+The product app decides by updating the document (``status: approved|rejected``, ``approved_by``,
+``approval_notes`` / ``rejection_reason``, ``resolved_at``). Waiting work never holds a worker:
+the job that created a request ends, and a check job scheduled ``approval_poll_seconds`` later
+reads :func:`decision` and either continues, ends the work, or schedules the next check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from worker.db import names
+from worker.db.engine import Database
+
+__all__ = ["Decision", "decision", "expire", "request_approval"]
+
+Decision = Literal["pending", "approved", "rejected", "expired"]
+
+
+def decision(request: dict[str, Any], now: dt.datetime) -> Decision:
+    """What the waiting work should do about ``request`` at ``now`` (pure)."""
+    status = request.get("status")
+    if status in ("approved", "rejected", "expired"):
+        return status  # type: ignore[return-value]
+    expires_at = request.get("expires_at")
+    if expires_at is not None and now >= expires_at:
+        return "expired"
+    return "pending"
+
+
+def request_approval(
+    db: Database,
+    *,
+    request_id: str,
+    user_id: str,
+    campaign_id: str,
+    conversation_id: str | None,
+    request_type: str,
+    content: dict[str, Any],
+    requested_by: str,
+    now: dt.datetime,
+    timeout: dt.timedelta,
+) -> dict[str, Any]:
+    """The request named ``request_id``, created pending if it does not exist yet (a re-run
+    of the step finds the first one and its decision)."""
+    collection = db[names.APPROVAL_REQUESTS]
+    collection.update_one(
+        {"request_id": request_id},
+        {
+            "$setOnInsert": {
+                "request_id": request_id,
+                "user_id": user_id,
+                "campaign_id": campaign_id,
+                "conversation_id": conversation_id,
+                "request_type": request_type,
+                "content": content,
+                "status": "pending",
+                "requested_by": requested_by,
+                "created_at": now,
+                "expires_at": now + timeout,
+            }
+        },
+        upsert=True,
+    )
+    found = collection.find_one({"request_id": request_id, "user_id": user_id})
+    if found is None:
+        raise ValueError(f"approval request {request_id!r} belongs to another user")
+    return found
+
+
+def expire(db: Database, request: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Mark a pending request expired (with a rejection_reason); returns the current document
+    (which may have been decided in the meantime)."""
+    hours = (request["expires_at"] - request["created_at"]).total_seconds() / 3600
+    db[names.APPROVAL_REQUESTS].update_one(
+        {"request_id": request["request_id"], "status": "pending"},
+        {
+            "$set": {
+                "status": "expired",
+                "rejection_reason": f"no decision within {hours:g} h",
+                "resolved_at": now,
+            }
+        },
+    )
+    return db[names.APPROVAL_REQUESTS].find_one({"request_id": request["request_id"]}) or request
