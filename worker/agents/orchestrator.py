@@ -466,16 +466,18 @@ class Orchestrator:
         submitted = self._submit_ready()
         released = [t for t in submitted if task["task_id"] in by_id[t].get("dependencies", [])]
         if announce:
+            # The hand-off: every task the released one builds on passes it its results.
             for dependent in released:
-                self.event(
-                    task["agent_assigned"],
-                    "collaboration",
-                    {
-                        "from_task": task["task_id"],
-                        "to_task": dependent,
-                        "to_agent": by_id[dependent]["agent_assigned"],
-                    },
-                )
+                for source in by_id[dependent].get("dependencies") or []:
+                    self.event(
+                        by_id[source]["agent_assigned"],
+                        "collaboration",
+                        {
+                            "from_task": source,
+                            "to_task": dependent,
+                            "to_agent": by_id[dependent]["agent_assigned"],
+                        },
+                    )
         return released
 
     def fail_task(
