@@ -8,6 +8,7 @@ round are ones a real deployment runs in parallel on different workers.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
@@ -78,10 +79,8 @@ def drain(db: Database, runner: Runner, clock: Any, rounds: int = 30) -> list[li
             return history
         history.append(sorted(j["job_id"] for j in claimed))
         for job in claimed:
-            try:
+            with contextlib.suppress(WorkerDied):
                 runner.execute(job["job_type"], job["job_id"], run_key_for(job), job["epoch"])
-            except WorkerDied:
-                pass
     raise AssertionError(f"jobs still due after {rounds} rounds: {history[-1]}")
 
 
