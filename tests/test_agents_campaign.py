@@ -24,6 +24,7 @@ from worker.agents.offline import OfflineLLM
 from worker.api import submit
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_key_for
+from worker.db.models import COLLECTION_MODELS
 from worker.errors import PermanentFailure
 from worker.sandbox.openai import OpenAISandbox
 from worker.settings import Settings
@@ -197,14 +198,18 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
     assert statuses(db) == {
         "t1": "completed",
         "t2": "completed",
-        "t3": "waiting_approval",
-        "t4": "waiting_approval",
+        "t3": "in_progress",  # waiting for the publish approval, on no worker
+        "t4": "in_progress",
         "t5": "pending",
     }
     # Drafts exist, nothing is scheduled to publish before the publish approval.
     posts = db.social_posts.find({"campaign_id": "camp_1"})
     assert {p["platforms"][0]["platform"] for p in posts} == {"instagram", "twitter"}
     assert all(p["schedule"]["scheduled"] is False for p in posts)
+    assert all("status" not in p["platforms"][0] for p in posts)
+    assert db.agent_tasks.find_one({"task_id": "camp_1:t3"})["approval_request_id"] == (
+        "camp_1:t3:publish"
+    )
     assert db.scheduled_jobs.count_documents({"job_type": {"$in": list(PUBLISHING)}}) == 0
 
     decide(db, "camp_1:t3:publish", True, clock)
@@ -268,6 +273,10 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
     assert db.user_memory.count_documents({"user_id": USER}) == 2
     assert db.user_memory.count_documents({"user_id": {"$ne": USER}}) == 0
     assert db.agent_memory.count_documents({"agent_name": "strategist"}) == 1
+    # Every document written loads with the collections' models (the schema's statuses only).
+    for name, model in COLLECTION_MODELS.items():
+        for document in db[name].find({}):
+            model.model_validate(document)
     # Every job of the run completed once.
     for job in db.scheduled_jobs.find({"job_type": {"$in": ["run_campaign", "agent_task"]}}):
         assert job["status"] == "completed", job
@@ -300,8 +309,8 @@ def test_rejected_publish_ends_the_task_and_the_campaign(
         "t1": "completed",
         "t2": "completed",
         "t3": "failed",
-        "t4": "skipped",  # approved, but the campaign failed before its check ran
-        "t5": "skipped",
+        "t4": "failed",  # approved, but the campaign failed before its check ran
+        "t5": "failed",
     }
     record = db.agent_tasks.find_one({"task_id": "camp_1:t3"})
     assert record["error"] == "publish rejected: off-brand images"
@@ -336,9 +345,9 @@ def test_unanswered_request_expires(db: Database, runner: Runner, clock: Any) ->
     clock.advance(hours=24)
     drain(db, runner, clock)
     request = db.approval_requests.find_one({"request_id": "camp_1:plan"})
-    assert request["status"] == "expired"
-    assert request["rejection_reason"] == "no decision within 24 h"
-    assert campaign(db)["error"] == "campaign_plan expired: no decision within 24 h"
+    assert request["status"] == "rejected"
+    assert request["rejection_reason"] == "expired: no decision within 24 h"
+    assert campaign(db)["error"] == "campaign_plan rejected: expired: no decision within 24 h"
     assert db.scheduled_jobs.count_documents({"status": "pending"}) == 0
 
 
@@ -363,13 +372,15 @@ def test_failed_task_stops_its_dependents(
     assert statuses(db) == {
         "t1": "completed",
         "t2": "failed",
-        "t3": "skipped",
-        "t4": "skipped",
-        "t5": "skipped",
+        "t3": "failed",
+        "t4": "failed",
+        "t5": "failed",
     }
     job = db.scheduled_jobs.find_one({"job_id": "agent_task:camp_1:t2"})
     assert job["status"] == "failed" and "content policy violation" in job["error"]
     assert db.agent_tasks.find_one({"task_id": "camp_1:t2"})["error"] == "content policy violation"
+    # Never-started tasks have no record; their plan entries say failed.
+    assert db.agent_tasks.count_documents({"campaign_id": "camp_1"}) == 3
 
 
 def test_killed_worker_resumes_without_rerunning_completed_tasks(

@@ -9,8 +9,6 @@ from worker.agents.plan import (
     FAILED,
     IN_PROGRESS,
     PENDING,
-    SKIPPED,
-    WAITING_APPROVAL,
     PlanError,
     blocked_tasks,
     find_cycle,
@@ -94,8 +92,6 @@ def test_ready_tasks_follow_the_dag() -> None:
     assert ready_tasks(tasks, {"a": COMPLETED, "b": COMPLETED}) == ["c"]
     assert ready_tasks(tasks, {"a": COMPLETED, "b": COMPLETED, "c": IN_PROGRESS}) == []
     assert ready_tasks(tasks, {"a": COMPLETED, "b": COMPLETED, "c": COMPLETED}) == ["d"]
-    # A task waiting for approval does not release its dependents.
-    assert ready_tasks(tasks, {"a": WAITING_APPROVAL}) == []
 
 
 def test_statuses_default_to_the_tasks_own() -> None:
@@ -110,7 +106,7 @@ def test_blocked_tasks_are_transitive_dependents_of_a_failure() -> None:
     assert blocked_tasks(tasks, {"a": FAILED}) == ["b", "c", "d", "e"]
     assert blocked_tasks(tasks, {"a": COMPLETED}) == []
     # Only tasks that have not started are reported.
-    assert blocked_tasks(tasks, {"a": COMPLETED, "b": FAILED, "d": SKIPPED}) == ["e"]
+    assert blocked_tasks(tasks, {"a": COMPLETED, "b": FAILED, "d": FAILED}) == ["e"]
 
 
 def test_plan_outcome() -> None:

@@ -1,7 +1,9 @@
 """Approval requests: create them idempotently, read their decision, expire the unanswered.
 
 The product app decides by updating the document (``status: approved|rejected``, ``approved_by``,
-``approval_notes`` / ``rejection_reason``, ``resolved_at``). Waiting work never holds a worker:
+``approval_notes`` / ``rejection_reason``, ``resolved_at``). An unanswered request expires: it is
+stored as ``rejected`` (the schema's statuses) with ``rejection_reason: "expired: …"``.
+Waiting work never holds a worker:
 the job that created a request ends, and a check job scheduled ``approval_poll_seconds`` later
 reads :func:`decision` and either continues, ends the work, or schedules the next check.
 """
@@ -22,7 +24,7 @@ Decision = Literal["pending", "approved", "rejected", "expired"]
 def decision(request: dict[str, Any], now: dt.datetime) -> Decision:
     """What the waiting work should do about ``request`` at ``now`` (pure)."""
     status = request.get("status")
-    if status in ("approved", "rejected", "expired"):
+    if status in ("approved", "rejected"):
         return status  # type: ignore[return-value]
     expires_at = request.get("expires_at")
     if expires_at is not None and now >= expires_at:
@@ -71,15 +73,15 @@ def request_approval(
 
 
 def expire(db: Database, request: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """Mark a pending request expired (with a rejection_reason); returns the current document
-    (which may have been decided in the meantime)."""
+    """Reject a pending request as expired; returns the current document (which may have been
+    decided in the meantime)."""
     hours = (request["expires_at"] - request["created_at"]).total_seconds() / 3600
     db[names.APPROVAL_REQUESTS].update_one(
         {"request_id": request["request_id"], "status": "pending"},
         {
             "$set": {
-                "status": "expired",
-                "rejection_reason": f"no decision within {hours:g} h",
+                "status": "rejected",
+                "rejection_reason": f"expired: no decision within {hours:g} h",
                 "resolved_at": now,
             }
         },

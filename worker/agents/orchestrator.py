@@ -11,13 +11,14 @@ duplicated run repeats nothing that completed.
 ``agent_task`` (the state is the ``agent_tasks`` document ``<campaign_id>:<task_id>``)::
 
     pending ─▶ in_progress ─▶ completed
-                  │   └────▶ waiting_approval ─▶ (approved) completed
-                  └──▶ failed                 └▶ (rejected / expired) failed
+                  │   └────▶ in_progress + approval_request_id ─▶ (approved) completed
+                  └──▶ failed                                  └▶ (rejected / expired) failed
 
 When a task completes, the dependents that became ready are submitted as ``agent_task`` jobs
 with ids ``agent_task:<campaign_id>:<task_id>`` (a second submit returns the first job, so no
-task is ever queued twice). A failed task marks its not-started dependents (and every other
-not-started task) ``skipped`` and the campaign ``failed`` with the reason in ``campaigns.error``.
+task is ever queued twice). A failed task fails its not-started dependents (and every other
+not-started task) with ``error: "skipped: …"``, and the campaign with the reason in
+``campaigns.error``. Only the schema's statuses are written.
 Waiting for an approval never holds a worker: the job ends and a check job, due
 ``approval_poll_seconds`` later (id ``…:check:<due time>``), looks at the decision again.
 """
@@ -46,7 +47,7 @@ __all__ = ["Orchestrator"]
 log = logging.getLogger(__name__)
 
 PLANNER = "strategist"
-_OPEN = [plan.PENDING, plan.IN_PROGRESS, plan.WAITING_APPROVAL]
+_OPEN = [plan.PENDING, plan.IN_PROGRESS]
 
 
 class Orchestrator:
@@ -344,13 +345,13 @@ class Orchestrator:
             # A re-run after a crash between completing and releasing: repair and release.
             self._mirror(task_id, plan.COMPLETED, record.get("result"))
             return {"task_id": task_id, "status": status, "released": self._release(task, False)}
-        if status in (plan.FAILED, plan.SKIPPED):
+        if status == plan.FAILED:
             return {"task_id": task_id, "status": status}
         if self.campaign.get("status") != "executing":
             reason = f"campaign is {self.campaign.get('status')}"
             self._skip([task_id], reason)
-            return {"task_id": task_id, "status": plan.SKIPPED, "reason": reason}
-        if status == plan.WAITING_APPROVAL:
+            return {"task_id": task_id, "status": plan.FAILED, "reason": f"skipped: {reason}"}
+        if record.get("approval_request_id"):
             return self._resume_after_approval(task, record)
         return self._work(task, record_id)
 
@@ -407,14 +408,12 @@ class Orchestrator:
             {"task_id": record_id, "status": plan.IN_PROGRESS},
             {
                 "$set": {
-                    "status": plan.WAITING_APPROVAL,
                     "result": result,
                     "approval_request_id": request["request_id"],
                     "updated_at": self.now,
                 }
             },
         )
-        self._mirror(task_id, plan.WAITING_APPROVAL)
         record = self.db[names.AGENT_TASKS].find_one({"task_id": record_id}) or {}
         return self._resume_after_approval(task, record)
 
@@ -441,12 +440,12 @@ class Orchestrator:
             }
         if decided != "approved":
             reason = f"publish {decided}: {request.get('rejection_reason') or 'no reason given'}"
-            self.fail_task(task, reason, expected=[plan.WAITING_APPROVAL])
+            self.fail_task(task, reason)
             return {"task_id": task_id, "status": plan.FAILED, "reason": reason}
         result = dict(record.get("result") or {})
         result.update(PUBLISHERS[task["agent_assigned"]](self._run_for(task), result))
         result["approved_by"] = request.get("approved_by")
-        return self._complete(task, record["task_id"], result, [plan.WAITING_APPROVAL])
+        return self._complete(task, record["task_id"], result, [plan.IN_PROGRESS])
 
     def _complete(
         self, task: dict[str, Any], record_id: str, result: dict[str, Any], expected: list[str]
@@ -489,7 +488,7 @@ class Orchestrator:
             f"{self.campaign_id}:{task_id}",
             plan.FAILED,
             error=reason,
-            expected=expected or [plan.IN_PROGRESS, plan.PENDING],
+            expected=[plan.IN_PROGRESS, plan.PENDING],
         )
         self._mirror(task_id, plan.FAILED)
         tasks = self.campaign["plan"]["tasks"]
@@ -509,7 +508,11 @@ class Orchestrator:
             self.db[names.AGENT_TASKS].update_one(
                 {"task_id": f"{self.campaign_id}:{task_id}", "status": {"$in": _OPEN}},
                 {
-                    "$set": {"status": plan.SKIPPED, "error": reason, "updated_at": self.now},
+                    "$set": {
+                        "status": plan.FAILED,
+                        "error": f"skipped: {reason}",
+                        "updated_at": self.now,
+                    },
                 },
             )
-            self._mirror(task_id, plan.SKIPPED)
+            self._mirror(task_id, plan.FAILED)

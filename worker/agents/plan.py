@@ -16,8 +16,6 @@ __all__ = [
     "FAILED",
     "IN_PROGRESS",
     "PENDING",
-    "SKIPPED",
-    "WAITING_APPROVAL",
     "PlanError",
     "blocked_tasks",
     "find_cycle",
@@ -26,13 +24,12 @@ __all__ = [
     "validate_plan",
 ]
 
+#: The schema's task statuses. A task waiting for an approval stays in_progress; a task that can
+#: never run because a dependency failed is failed too (its error says it was skipped).
 PENDING = "pending"
 IN_PROGRESS = "in_progress"
-WAITING_APPROVAL = "waiting_approval"
 COMPLETED = "completed"
 FAILED = "failed"
-#: A task that can never run because a task it depends on failed or was rejected.
-SKIPPED = "skipped"
 
 Task = Mapping[str, Any]
 
@@ -122,10 +119,10 @@ def ready_tasks(tasks: Sequence[Task], statuses: Mapping[str, str] | None = None
 
 
 def blocked_tasks(tasks: Sequence[Task], statuses: Mapping[str, str] | None = None) -> list[str]:
-    """Ids of not-yet-started tasks that can never run: a direct or indirect dependency failed
-    (or was skipped itself), in plan order."""
+    """Ids of not-yet-started tasks that can never run: a direct or indirect dependency failed,
+    in plan order."""
     status = _statuses(tasks, statuses)
-    dead = {tid for tid, s in status.items() if s in (FAILED, SKIPPED)}
+    dead = {tid for tid, s in status.items() if s == FAILED}
     changed = True
     while changed:
         changed = False

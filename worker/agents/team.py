@@ -102,6 +102,10 @@ class Work:
     publish: dict[str, Any] | None = None
 
 
+#: ``content_library.platform`` values; ad copy and the like have none.
+_CONTENT_PLATFORMS = ("facebook", "instagram", "twitter", "linkedin", "blog", "email")
+
+
 def _llm_record(answer: LLMResult[Any]) -> dict[str, Any]:
     return answer.metadata()
 
@@ -171,7 +175,7 @@ def content_writer(run: AgentRun) -> Work:
                             },
                         },
                     },
-                    "platform": piece.platform,
+                    "platform": piece.platform if piece.platform in _CONTENT_PLATFORMS else None,
                     "status": "draft",
                     "tags": piece.hashtags,
                     "created_by": "content_writer",
@@ -236,9 +240,7 @@ def social_media_manager(run: AgentRun) -> Work:
             {
                 "$set": {
                     "campaign_id": run.campaign_id,
-                    "platforms": [
-                        {"platform": draft.platform, "account_id": account_id, "status": "draft"}
-                    ],
+                    "platforms": [{"platform": draft.platform, "account_id": account_id}],
                     "content": {
                         "message": draft.message,
                         "images": [],
