@@ -501,3 +501,89 @@ def test_a_job_of_another_user_cannot_touch_the_campaign(
     assert failed["status"] == "failed"
     assert "does not exist or belongs to another user" in failed["error"]
     assert db.agent_events.count_documents({"user_id": "user_b"}) == 0
+
+
+def offline_plan_json(db: Database, clock: Any) -> dict[str, Any]:
+    """The plan the offline planner makes for the seeded brief (a valid plan to script)."""
+    from worker.agents.llm import LLMRequest
+    from worker.agents.schemas import CampaignPlan
+
+    brief = db.campaigns.find_one({"campaign_id": "camp_1"})["brief"]
+    request = LLMRequest(
+        agent="strategist",
+        schema=CampaignPlan,
+        instructions="",
+        prompt="",
+        context={"brief": brief},
+    )
+    return OfflineLLM().complete(request).output.model_dump(mode="json")
+
+
+def test_campaign_on_an_openai_compatible_server(
+    db: Database, agent_settings: Settings, clock: Any
+) -> None:
+    sandbox = OpenAISandbox()
+    seed(db, clock)
+    sandbox.queue_answer(offline_plan_json(db, clock))  # the rest: schema-conforming answers
+    with sandbox.server() as server:
+        settings = agent_settings.model_copy(
+            update={
+                "openai_api_key": sandbox.api_key,
+                "openai_base_url": f"{server.url}/v1",
+                "agent_models": {"content_writer": "gpt-4o"},
+                "approval_steps": [],
+            }
+        )
+        runner = Runner(db, settings, clock=clock)
+        drain(db, runner, clock)
+        runner.close()
+    assert campaign(db)["status"] == "completed"
+    models = [r["model"] for r in sandbox.chat_requests]
+    assert models.count("gpt-4o") == 1 and len(models) == 6  # plan + 5 tasks
+    assert {r["response_format"]["json_schema"]["name"] for r in sandbox.chat_requests} == {
+        "CampaignPlan",
+        "StrategyBrief",
+        "ContentBatch",
+        "SocialSchedule",
+        "EmailPlan",
+        "AnalysisReport",
+    }
+    # Memories were embedded by the server (base64 on the wire, decoded by the SDK).
+    assert {r["encoding_format"] for r in sandbox.embedding_requests} == {"base64"}
+    memory = db.user_memory.find_one({"user_id": USER})
+    assert memory["embedding_model"] == "openai:text-embedding-3-small:128"
+    assert len(memory["embedding"]) == 128
+    for record in db.agent_tasks.find({"campaign_id": "camp_1"}):
+        llm = record["result"]["llm"]
+        assert llm["provider"] == "openai" and llm["usage"]["total_tokens"] > 0
+    item = db.content_library.find_one({"campaign_id": "camp_1"})
+    assert item["content"]["metadata"]["model_used"] == "gpt-4o"
+
+
+def test_planning_that_keeps_failing_fails_the_campaign(
+    db: Database, agent_settings: Settings, clock: Any
+) -> None:
+    from worker.sandbox.server import Faults
+
+    sandbox = OpenAISandbox()
+    job = seed(db, clock)
+    with sandbox.server(Faults(server_error=1.0)) as server:
+        settings = agent_settings.model_copy(
+            update={
+                "openai_api_key": sandbox.api_key,
+                "openai_base_url": f"{server.url}/v1",
+                "llm_max_attempts": 1,
+            }
+        )
+        runner = Runner(db, settings, clock=clock)
+        for _ in range(3):  # the job's attempts, each after its backoff
+            drain(db, runner, clock)
+            assert campaign(db)["status"] in ("planning", "failed")
+            clock.advance(hours=2)
+        runner.close()
+    doc = campaign(db)
+    assert doc["status"] == "failed"
+    assert doc["error"].startswith("planning failed: embeddings (text-embedding-3-small): HTTP 500")
+    assert doc["error"].endswith("(last attempt)")
+    failed = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
+    assert failed["status"] == "failed" and failed["attempts"] == 3

@@ -34,7 +34,7 @@ from worker import api
 from worker.actors.lifecycle import JobContext
 from worker.agents import approvals, plan
 from worker.agents.embeddings import build_embedder
-from worker.agents.llm import LLM, LLMRequest, MalformedAnswer, build_llm, render_context
+from worker.agents.llm import LLM, LLMRequest, build_llm, render_context
 from worker.agents.memory import MemoryStore
 from worker.agents.plan import PlanError, validate_plan
 from worker.agents.schemas import AGENTS, CampaignPlan
@@ -148,6 +148,11 @@ class Orchestrator:
             self._set_campaign(["draft", None], status="planning")
         if not (self.campaign.get("plan") or {}).get("tasks"):
             self._make_plan()
+        else:  # a run that stopped between storing the plan and closing its record
+            tasks = self.campaign["plan"]["tasks"]
+            self._finish_record(
+                f"{self.campaign_id}:plan", plan.COMPLETED, result={"tasks": len(tasks)}
+            )
         if self.campaign["status"] == "planning":
             waiting = self._plan_approvals()
             if waiting is not None:
@@ -166,13 +171,8 @@ class Orchestrator:
         brief = self.campaign.get("brief") or {}
         settings_doc = self.db[names.SETTINGS].find_one({"user_id": self.user_id}) or {}
         branding = settings_doc.get("branding") or {}
-        query = brief_text(brief)
-        memories = [m.content for m in self.memory.recall_user(self.user_id, query)]
-        memories += [m.content for m in self.memory.recall_agent(PLANNER, query)]
-        memories += [m.content for m in self.memory.recall_global(query)]
         record_id = f"{self.campaign_id}:plan"
-        context = {"brief": brief, "branding": branding, "memories": memories}
-        self._start_record(record_id, PLANNER, None, {"brief": brief, "memories": memories})
+        self._start_record(record_id, PLANNER, None, {"brief": brief})
         instructions = (
             "You are the strategist who plans marketing campaigns for a team of agents: "
             + ", ".join(AGENTS)
@@ -180,6 +180,11 @@ class Orchestrator:
             "task_id, no cycles), a timeline and KPIs."
         )
         try:
+            query = brief_text(brief)
+            memories = [m.content for m in self.memory.recall_user(self.user_id, query)]
+            memories += [m.content for m in self.memory.recall_agent(PLANNER, query)]
+            memories += [m.content for m in self.memory.recall_global(query)]
+            context = {"brief": brief, "branding": branding, "memories": memories}
             answer = self.llm.complete(
                 LLMRequest(
                     agent=PLANNER,
@@ -191,11 +196,14 @@ class Orchestrator:
             )
             tasks = [{**t.model_dump(), "status": plan.PENDING} for t in answer.output.tasks]
             validate_plan(tasks, AGENTS)
-        except (PlanError, MalformedAnswer) as exc:
+        except (PlanError, PermanentFailure) as exc:
             reason = f"planning failed: {exc}"
-            self._finish_record(record_id, plan.FAILED, error=reason)
-            self._set_campaign(["planning"], status="failed", error=reason)
+            self._fail_planning(record_id, reason)
             raise PermanentFailure(reason) from exc
+        except Exception as exc:
+            if self._last_attempt():
+                self._fail_planning(record_id, f"planning failed: {exc} (last attempt)")
+            raise
         document = {
             **answer.output.model_dump(mode="json"),
             "tasks": tasks,
@@ -204,8 +212,18 @@ class Orchestrator:
         self.ctx.ensure_owner()
         self._set_campaign(["planning"], plan=document, branding=branding)
         self._finish_record(
-            record_id, plan.COMPLETED, result={"tasks": len(tasks), "llm": answer.metadata()}
+            record_id,
+            plan.COMPLETED,
+            result={"tasks": len(tasks), "memories": memories, "llm": answer.metadata()},
         )
+
+    def _fail_planning(self, record_id: str, reason: str) -> None:
+        self._finish_record(record_id, plan.FAILED, error=reason)
+        self._set_campaign(["planning"], status="failed", error=reason)
+
+    def _last_attempt(self) -> bool:
+        """Whether a retryable error now ends the job (the lifecycle will not retry it)."""
+        return self.ctx.attempt >= self.ctx.spec.max_attempts
 
     def _plan_approvals(self) -> dict[str, Any] | None:
         """None when every plan-stage request is approved (or none is needed); else the job's
@@ -258,9 +276,13 @@ class Orchestrator:
     # --- agent_tasks records ----------------------------------------------------------------------
     def _start_record(
         self, record_id: str, agent: str, task_id: str | None, input_: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Upsert the task's record as in_progress (first start time kept) and log task_started."""
+    ) -> None:
+        """Upsert the task's record as in_progress (first start time kept) and log task_started.
+        A record already final (a re-plan after a crash) is left as it is."""
         records = self.db[names.AGENT_TASKS]
+        existing = records.find_one({"task_id": record_id})
+        if existing is not None and existing.get("status") not in (plan.PENDING, plan.IN_PROGRESS):
+            return
         records.update_one(
             {"task_id": record_id, "status": {"$in": [plan.PENDING, plan.IN_PROGRESS]}},
             {
@@ -277,7 +299,6 @@ class Orchestrator:
             upsert=True,
         )
         self.event(agent, "task_started", {"task_id": task_id or "plan", "job_id": self.ctx.job_id})
-        return records.find_one({"task_id": record_id}) or {}
 
     def _finish_record(
         self,
@@ -386,7 +407,7 @@ class Orchestrator:
             self.fail_task(task, str(exc))
             raise
         except Exception as exc:
-            if self.ctx.attempt >= self.ctx.spec.max_attempts:
+            if self._last_attempt():
                 self.fail_task(task, f"{exc} (after {self.ctx.attempt} attempts)")
             else:
                 self.db[names.AGENT_TASKS].update_one(
