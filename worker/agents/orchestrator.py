@@ -276,13 +276,13 @@ class Orchestrator:
     # --- agent_tasks records ----------------------------------------------------------------------
     def _start_record(
         self, record_id: str, agent: str, task_id: str | None, input_: dict[str, Any]
-    ) -> None:
-        """Upsert the task's record as in_progress (first start time kept) and log task_started.
-        A record already final (a re-plan after a crash) is left as it is."""
+    ) -> bool:
+        """Upsert the task's record as in_progress (first start time kept) and log task_started;
+        True on the task's first start. A final record (a re-plan after a crash) is left as is."""
         records = self.db[names.AGENT_TASKS]
         existing = records.find_one({"task_id": record_id})
         if existing is not None and existing.get("status") not in (plan.PENDING, plan.IN_PROGRESS):
-            return
+            return False
         records.update_one(
             {"task_id": record_id, "status": {"$in": [plan.PENDING, plan.IN_PROGRESS]}},
             {
@@ -299,6 +299,7 @@ class Orchestrator:
             upsert=True,
         )
         self.event(agent, "task_started", {"task_id": task_id or "plan", "job_id": self.ctx.job_id})
+        return existing is None
 
     def _finish_record(
         self,
@@ -308,8 +309,9 @@ class Orchestrator:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         expected: list[str] | None = None,
-    ) -> bool:
-        """Move the record to a final status once (compare-and-set); True if this call did."""
+    ) -> None:
+        """Move the record to a final status once (compare-and-set: the events are written by
+        the one call that did)."""
         records = self.db[names.AGENT_TASKS]
         record = records.find_one({"task_id": record_id}) or {}
         started = record.get("started_at") or self.now
@@ -337,7 +339,6 @@ class Orchestrator:
                 event,
                 {"task_id": record.get("plan_task_id") or "plan", "status": status, "error": error},
             )
-        return changed.modified_count == 1
 
     def _mirror(self, task_id: str, status: str, result: dict[str, Any] | None = None) -> None:
         fields: dict[str, Any] = {"plan.tasks.$.status": status, "updated_at": self.now}
@@ -365,7 +366,7 @@ class Orchestrator:
         if status == plan.COMPLETED:
             # A re-run after a crash between completing and releasing: repair and release.
             self._mirror(task_id, plan.COMPLETED, record.get("result"))
-            return {"task_id": task_id, "status": status, "released": self._release(task, False)}
+            return {"task_id": task_id, "status": status, "released": self._release(task)}
         if status == plan.FAILED:
             return {"task_id": task_id, "status": status}
         if self.campaign.get("status") != "executing":
@@ -398,7 +399,9 @@ class Orchestrator:
             for d in task.get("dependencies") or []
         }
         self.ctx.ensure_owner()
-        self._start_record(record_id, agent, task_id, {"task": task, "upstream": upstream})
+        first = self._start_record(record_id, agent, task_id, {"task": task, "upstream": upstream})
+        if first:
+            self._hand_off(task)
         self._mirror(task_id, plan.IN_PROGRESS)
         run = self._run_for(task)
         try:
@@ -472,33 +475,32 @@ class Orchestrator:
         self, task: dict[str, Any], record_id: str, result: dict[str, Any], expected: list[str]
     ) -> dict[str, Any]:
         self.ctx.ensure_owner()
-        first = self._finish_record(record_id, plan.COMPLETED, result=result, expected=expected)
+        self._finish_record(record_id, plan.COMPLETED, result=result, expected=expected)
         self._mirror(task["task_id"], plan.COMPLETED, result)
-        released = self._release(task, first)
+        released = self._release(task)
         return {"task_id": task["task_id"], "status": plan.COMPLETED, "released": released}
 
-    def _release(self, task: dict[str, Any], announce: bool) -> list[str]:
+    def _release(self, task: dict[str, Any]) -> list[str]:
         """Submit the tasks that became ready; complete the campaign when none is left."""
         if self.campaign.get("status") != "executing":
             return []
-        tasks = self.campaign["plan"]["tasks"]
-        by_id = {t["task_id"]: t for t in tasks}
+        by_id = {t["task_id"]: t for t in self.campaign["plan"]["tasks"]}
         submitted = self._submit_ready()
-        released = [t for t in submitted if task["task_id"] in by_id[t].get("dependencies", [])]
-        if announce:
-            # The hand-off: every task the released one builds on passes it its results.
-            for dependent in released:
-                for source in by_id[dependent].get("dependencies") or []:
-                    self.event(
-                        by_id[source]["agent_assigned"],
-                        "collaboration",
-                        {
-                            "from_task": source,
-                            "to_task": dependent,
-                            "to_agent": by_id[dependent]["agent_assigned"],
-                        },
-                    )
-        return released
+        return [t for t in submitted if task["task_id"] in by_id[t].get("dependencies", [])]
+
+    def _hand_off(self, task: dict[str, Any]) -> None:
+        """On a task's first start, a ``collaboration`` event from each task it builds on."""
+        by_id = {t["task_id"]: t for t in self.campaign["plan"]["tasks"]}
+        for source in task.get("dependencies") or []:
+            self.event(
+                by_id[source]["agent_assigned"],
+                "collaboration",
+                {
+                    "from_task": source,
+                    "to_task": task["task_id"],
+                    "to_agent": task["agent_assigned"],
+                },
+            )
 
     def fail_task(
         self, task: dict[str, Any], reason: str, expected: list[str] | None = None
