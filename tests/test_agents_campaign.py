@@ -237,7 +237,8 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
     for item in content:
         assert item["user_id"] == USER
         assert item["content"]["metadata"]["model_used"] == "offline-template-v1"
-        assert item["content"]["metadata"]["prompt"]
+        assert "Trailblazer shoes" in item["content"]["metadata"]["prompt"]  # the brief it saw
+        assert item["content"]["metadata"]["prompt"].startswith("You are a marketing copywriter")
 
     # Posts and email scheduled as jobs of the publishing actors, at the planned times.
     for post in db.social_posts.find({"campaign_id": "camp_1"}):

@@ -76,20 +76,23 @@ class AgentRun:
     def brief(self) -> dict[str, Any]:
         return self.campaign.get("brief") or {}
 
-    def ask(self, schema: type[T], instructions: str, context: Mapping[str, Any]) -> LLMResult[T]:
-        """Ask this run's agent for ``schema``; the prompt shows the task and the context."""
+    def prompt_for(self, context: Mapping[str, Any]) -> str:
+        """The user prompt of this run's task: the task, its requirements and the context."""
         task = self.task
-        prompt = (
+        return (
             f"Task {task['task_id']}: {task.get('description', '')}\n"
             f"Requirements: {', '.join(task.get('requirements') or []) or 'none'}\n"
             f"Context:\n{render_context(context)}"
         )
+
+    def ask(self, schema: type[T], instructions: str, context: Mapping[str, Any]) -> LLMResult[T]:
+        """Ask this run's agent for ``schema`` with :meth:`prompt_for` ``context``."""
         return self.llm.complete(
             Request(
-                agent=task["agent_assigned"],
+                agent=self.task["agent_assigned"],
                 schema=schema,
                 instructions=instructions,
-                prompt=prompt,
+                prompt=self.prompt_for(context),
                 context=context,
             )
         )
@@ -152,6 +155,7 @@ def content_writer(run: AgentRun) -> Work:
         "email is a channel, a blog post and an ad copy, in the brand's tone."
     )
     answer = run.ask(ContentBatch, instructions, context)
+    prompt = run.prompt_for(context)
     ids = []
     for index, piece in enumerate(answer.output.pieces):
         content_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
@@ -166,7 +170,7 @@ def content_writer(run: AgentRun) -> Work:
                         "text": piece.text,
                         "title": piece.title,
                         "metadata": {
-                            "prompt": instructions,
+                            "prompt": f"{instructions}\n\n{prompt}",
                             "model_used": answer.model,
                             "generation_params": {
                                 "provider": answer.provider,
