@@ -588,3 +588,36 @@ def test_planning_that_keeps_failing_fails_the_campaign(
     assert doc["error"].endswith("(last attempt)")
     failed = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
     assert failed["status"] == "failed" and failed["attempts"] == 3
+
+
+def test_brief_from_the_conversation(db: Database, runner: Runner, clock: Any) -> None:
+    job = seed(db, clock)
+    brief = campaign(db)["brief"]
+    db.campaigns.update_one({"campaign_id": "camp_1"}, {"$unset": {"brief": ""}})
+    db.conversations.insert_one(
+        {"conversation_id": "conv_camp_1", "user_id": USER, "context": {"campaign_brief": brief}}
+    )
+    drain(db, runner, clock)
+    doc = campaign(db)
+    assert doc["brief"] == brief and doc["status"] == "planning"
+    assert db.scheduled_jobs.find_one({"job_id": job["job_id"]})["status"] == "completed"
+
+
+def test_no_brief_anywhere_fails_clearly(db: Database, runner: Runner, clock: Any) -> None:
+    job = seed(db, clock)
+    brief = campaign(db)["brief"]
+    db.campaigns.update_one({"campaign_id": "camp_1"}, {"$set": {"brief": {}}})
+    # A conversation of the same id but another user's is never read.
+    db.conversations.insert_one(
+        {
+            "conversation_id": "conv_camp_1",
+            "user_id": "user_b",
+            "context": {"campaign_brief": brief},
+        }
+    )
+    drain(db, runner, clock)
+    failed = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
+    assert failed["status"] == "failed"
+    assert (
+        "has no brief (campaigns.brief or conversations.context.campaign_brief)" in failed["error"]
+    )

@@ -167,8 +167,28 @@ class Orchestrator:
             "submitted": submitted,
         }
 
+    def _brief(self) -> dict[str, Any]:
+        """``campaigns.brief``, else the chat's ``conversations.context.campaign_brief`` (then
+        copied to the campaign, so every agent reads the same brief)."""
+        brief = self.campaign.get("brief")
+        if brief:
+            return brief
+        conversation = self.db[names.CONVERSATIONS].find_one(
+            {"conversation_id": self.campaign.get("conversation_id"), "user_id": self.user_id}
+        )
+        brief = ((conversation or {}).get("context") or {}).get("campaign_brief") or {}
+        if not brief:
+            reason = (
+                f"campaign {self.campaign_id!r} has no brief (campaigns.brief or "
+                "conversations.context.campaign_brief)"
+            )
+            self._set_campaign(["planning"], status="failed", error=reason)
+            raise PermanentFailure(reason)
+        self._set_campaign(["planning"], brief=brief)
+        return brief
+
     def _make_plan(self) -> None:
-        brief = self.campaign.get("brief") or {}
+        brief = self._brief()
         settings_doc = self.db[names.SETTINGS].find_one({"user_id": self.user_id}) or {}
         branding = settings_doc.get("branding") or {}
         record_id = f"{self.campaign_id}:plan"
