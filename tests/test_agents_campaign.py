@@ -621,3 +621,4 @@ def test_no_brief_anywhere_fails_clearly(db: Database, runner: Runner, clock: An
     assert (
         "has no brief (campaigns.brief or conversations.context.campaign_brief)" in failed["error"]
     )
+    assert campaign(db)["status"] == "failed" and "has no brief" in campaign(db)["error"]
