@@ -107,3 +107,50 @@ def test_vector_search_pipeline_is_scoped() -> None:
 )
 def test_approval_decision(request_doc: dict[str, Any], expected: str) -> None:
     assert decision(request_doc, NOW) == expected
+
+
+class _Rows:
+    """A collection whose aggregate answers like Atlas $vectorSearch did."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.pipelines: list[list[dict[str, Any]]] = []
+
+    def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.pipelines.append(pipeline)
+        return self.rows
+
+
+class _AtlasLike:
+    kind = "mongodb"
+
+    def __init__(self, collection: _Rows) -> None:
+        self.collection = collection
+
+    def __getitem__(self, name: str) -> _Rows:
+        return self.collection
+
+
+def test_vector_search_results_are_rechecked_for_the_user() -> None:
+    rows = _Rows(
+        [
+            {"content": "mine", "memory_type": "insight", "user_id": "alice", "score": 0.9},
+            {"content": "leaked", "memory_type": "insight", "user_id": "bob", "score": 0.8},
+        ]
+    )
+    settings = Settings(memory_vector_index="memory_vectors", memory_top_k=2)
+    store = MemoryStore(_AtlasLike(rows), HashingEmbedder(32), settings)  # type: ignore[arg-type]
+    found = store.recall_user("alice", "anything")
+    assert [(m.content, m.score) for m in found] == [("mine", 0.9)]
+    stage = rows.pipelines[0][0]["$vectorSearch"]
+    assert stage["filter"] == {"user_id": "alice", "embedding_model": "hashing-v1-32"}
+
+
+def test_without_vector_search_support_recall_falls_back(db: Database) -> None:
+    settings = Settings(memory_vector_index="memory_vectors", memory_top_k=1)
+    store = MemoryStore(db, HashingEmbedder(256), settings, now=lambda: NOW)
+    fill(store)
+    if db.kind != "mongodb":  # the embedded engine: pretend to be a server without the stage
+        db.kind = "mongodb"
+    found = store.recall_user("alice", "Instagram captions")
+    assert [m.content for m in found] == ["prefers short Instagram captions with emojis"]
