@@ -34,6 +34,8 @@ __all__ = [
     "OpenAIChat",
     "Usage",
     "build_llm",
+    "describe_validation_error",
+    "render_context",
     "response_format_for",
 ]
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from worker import api
-from worker.actors.lifecycle import JobContext
+from worker.actors.lifecycle import JobContext, LeaseLost
 from worker.agents import approvals, plan
 from worker.agents.embeddings import build_embedder
 from worker.agents.llm import LLM, LLMRequest, build_llm, render_context
@@ -45,6 +46,8 @@ from worker.errors import PermanentFailure
 __all__ = ["Orchestrator"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 PLANNER = "strategist"
 _OPEN = [plan.PENDING, plan.IN_PROGRESS]
@@ -220,6 +223,8 @@ class Orchestrator:
             reason = f"planning failed: {exc}"
             self._fail_planning(record_id, reason)
             raise PermanentFailure(reason) from exc
+        except LeaseLost:
+            raise
         except Exception as exc:
             if self._last_attempt():
                 self._fail_planning(record_id, f"planning failed: {exc} (last attempt)")
@@ -289,8 +294,10 @@ class Orchestrator:
                 self.now,
                 f"agent_task:{self.campaign_id}:{task_id}",
             )
-        if plan.plan_outcome(tasks) == plan.COMPLETED:
-            self._set_campaign(["executing"], status="completed", completed_at=self.now)
+        if plan.plan_outcome(tasks) == plan.COMPLETED and self._set_campaign(
+            ["executing"], status="completed", completed_at=self.now
+        ):
+            log.info("campaign %s completed", self.campaign_id)
         return ready
 
     # --- agent_tasks records ----------------------------------------------------------------------
@@ -424,8 +431,20 @@ class Orchestrator:
             self._hand_off(task)
         self._mirror(task_id, plan.IN_PROGRESS)
         run = self._run_for(task)
+        work = self._guarded(task, lambda: WORKERS[agent](run))
+        if work.publish is not None and agent in PUBLISHERS:
+            if "publish" in self.settings.approval_steps:
+                return self._wait_for_publish(task, record_id, work.result, work.publish)
+            work.result.update(self._guarded(task, lambda: PUBLISHERS[agent](run, work.result)))
+        return self._complete(task, record_id, work.result, [plan.IN_PROGRESS])
+
+    def _guarded(self, task: dict[str, Any], step: Callable[[], R]) -> R:
+        """Run an agent step: a permanent error (or the last attempt's) fails the task and the
+        campaign; a transient one is noted on the record and the job retries."""
         try:
-            work = WORKERS[agent](run)
+            return step()
+        except LeaseLost:
+            raise  # another worker owns the run now: write nothing
         except PermanentFailure as exc:
             self.fail_task(task, str(exc))
             raise
@@ -434,14 +453,10 @@ class Orchestrator:
                 self.fail_task(task, f"{exc} (after {self.ctx.attempt} attempts)")
             else:
                 self.db[names.AGENT_TASKS].update_one(
-                    {"task_id": record_id}, {"$set": {"error": str(exc), "updated_at": self.now}}
+                    {"task_id": f"{self.campaign_id}:{task['task_id']}"},
+                    {"$set": {"error": str(exc), "updated_at": self.now}},
                 )
             raise
-        if work.publish is not None and agent in PUBLISHERS:
-            if "publish" in self.settings.approval_steps:
-                return self._wait_for_publish(task, record_id, work.result, work.publish)
-            work.result.update(PUBLISHERS[agent](run, work.result))
-        return self._complete(task, record_id, work.result, [plan.IN_PROGRESS])
 
     def _wait_for_publish(
         self, task: dict[str, Any], record_id: str, result: dict[str, Any], content: dict[str, Any]
@@ -472,6 +487,9 @@ class Orchestrator:
             raise PermanentFailure(f"approval request {record['approval_request_id']!r} is gone")
         decided, request = self._decide(request)
         if decided == "pending":
+            log.info(
+                "task %s:%s waits for approval %s", self.campaign_id, task_id, request["request_id"]
+            )
             check = self._schedule_check(
                 "agent_task",
                 f"agent_task:{self.campaign_id}:{task_id}",
@@ -487,7 +505,8 @@ class Orchestrator:
             self.fail_task(task, reason)
             return {"task_id": task_id, "status": plan.FAILED, "reason": reason}
         result = dict(record.get("result") or {})
-        result.update(PUBLISHERS[task["agent_assigned"]](self._run_for(task), result))
+        publish = PUBLISHERS[task["agent_assigned"]]
+        result.update(self._guarded(task, lambda: publish(self._run_for(task), result)))
         result["approved_by"] = request.get("approved_by")
         return self._complete(task, record["task_id"], result, [plan.IN_PROGRESS])
 
@@ -539,12 +558,9 @@ class Orchestrator:
         others = [t["task_id"] for t in tasks if t.get("status") == plan.PENDING]
         self._skip([t for t in others if t in dependents], f"dependency {task_id} failed")
         self._skip([t for t in others if t not in dependents], "campaign failed")
-        self._set_campaign(
-            ["executing"],
-            status="failed",
-            error=f"task {task_id} ({task['agent_assigned']}) failed: {reason}",
-            completed_at=self.now,
-        )
+        error = f"task {task_id} ({task['agent_assigned']}) failed: {reason}"
+        if self._set_campaign(["executing"], status="failed", error=error, completed_at=self.now):
+            log.warning("campaign %s failed: %s", self.campaign_id, error)
 
     def _skip(self, task_ids: list[str], reason: str) -> None:
         for task_id in task_ids:
