@@ -266,3 +266,18 @@ def test_build_llm_picks_the_provider() -> None:
 
 def test_usage_adds_up() -> None:
     assert Usage(1, 2, 3) + Usage(10, 20, 30) == Usage(11, 22, 33)
+
+
+def test_timeouts_are_retried_then_handed_back(settings: Settings) -> None:
+    sandbox = OpenAISandbox()
+    with sandbox.server(Faults(timeout=1.0, timeout_seconds=0.5)) as server:
+        slow = settings.model_copy(
+            update={"openai_base_url": f"{server.url}/v1", "llm_timeout_seconds": 0.1}
+        )
+        sleeps = Sleeps()
+        with pytest.raises(RetryLater, match=r"timed out \(gave up after 2 attempts\)"):
+            chat(slow, sleeps, policy=CallPolicy(max_attempts=2, max_wait=5)).complete(
+                schedule_request()
+            )
+        assert sleeps == [0.5]
+        assert len(server.requests) == 2
