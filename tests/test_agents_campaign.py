@@ -20,6 +20,7 @@ import pytest
 import worker.actors  # noqa: F401 - registers the actors
 from worker.actors.lifecycle import Runner
 from worker.agents import team
+from worker.agents.approvals import ApprovalConflict, resolve
 from worker.agents.offline import OfflineLLM
 from worker.api import submit
 from worker.db.engine import Database
@@ -212,8 +213,14 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
     )
     assert db.scheduled_jobs.count_documents({"job_type": {"$in": list(PUBLISHING)}}) == 0
 
-    decide(db, "camp_1:t3:publish", True, clock)
+    # Through the API the decision releases the task at once; a document update waits for the
+    # next check.
+    resolve(db, request_id="camp_1:t3:publish", user_id=USER, approved=True, by=USER, now=clock.now)
     decide(db, "camp_1:t4:publish", True, clock)
+    drain(db, runner, clock)
+    assert statuses(db)["t3"] == "completed" and statuses(db)["t4"] == "in_progress"
+    with pytest.raises(ApprovalConflict):  # decided already
+        resolve(db, request_id="camp_1:t3:publish", user_id=USER, approved=False, by=USER)
     clock.advance(seconds=60)
     drain(db, runner, clock)
 
@@ -262,7 +269,8 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
         assert record["duration_ms"] == int(
             (record["completed_at"] - record["started_at"]).total_seconds() * 1000
         )
-    assert records["camp_1:t3"]["duration_ms"] == 60_000  # includes the wait for approval
+    assert records["camp_1:t3"]["duration_ms"] == 0  # approved at once
+    assert records["camp_1:t4"]["duration_ms"] == 60_000  # includes the wait for approval
     assert records["camp_1:t3"]["result"]["approved_by"] == USER
     events = Counter(e["event_type"] for e in db.agent_events.find({"user_id": USER}))
     assert events["task_started"] == 6 and events["task_completed"] == 6

@@ -154,3 +154,36 @@ def test_without_vector_search_support_recall_falls_back(db: Database) -> None:
         db.kind = "mongodb"
     found = store.recall_user("alice", "Instagram captions")
     assert [m.content for m in found] == ["prefers short Instagram captions with emojis"]
+
+
+def test_resolve_decides_once_for_the_owner_and_submits_the_resume_job(db: Database) -> None:
+    from worker.agents.approvals import ApprovalConflict, request_approval, resolve
+
+    request_approval(
+        db,
+        request_id="c1:plan",
+        user_id="alice",
+        campaign_id="c1",
+        conversation_id=None,
+        request_type="campaign_plan",
+        content={},
+        requested_by="strategist",
+        now=NOW,
+        timeout=dt.timedelta(hours=1),
+        resume={"job_type": "run_campaign", "payload": {"campaign_id": "c1"}},
+    )
+    with pytest.raises(ApprovalConflict):
+        resolve(db, request_id="c1:plan", user_id="bob", approved=True, by="bob", now=NOW)
+    done = resolve(
+        db, request_id="c1:plan", user_id="alice", approved=False, by="alice", notes="no", now=NOW
+    )
+    assert (done["status"], done["rejection_reason"], done["approved_by"]) == (
+        "rejected",
+        "no",
+        None,
+    )
+    job = db.scheduled_jobs.find_one({"job_id": "run_campaign:c1:plan:resolved"})
+    assert job["payload"] == {"campaign_id": "c1"} and job["user_id"] == "alice"
+    assert job["schedule"]["execute_at"] == NOW
+    with pytest.raises(ApprovalConflict):
+        resolve(db, request_id="c1:plan", user_id="alice", approved=True, by="alice", now=NOW)

@@ -121,7 +121,14 @@ class Orchestrator:
         self.submit(job_type, payload, due, job_id)
         return job_id
 
-    def _approval(self, step: str, request_type: str, agent: str, content: dict[str, Any]) -> dict:
+    def _approval(
+        self,
+        step: str,
+        request_type: str,
+        agent: str,
+        content: dict[str, Any],
+        resume: dict[str, Any],
+    ) -> dict[str, Any]:
         return approvals.request_approval(
             self.db,
             request_id=f"{self.campaign_id}:{step}",
@@ -133,6 +140,7 @@ class Orchestrator:
             requested_by=agent,
             now=self.now,
             timeout=dt.timedelta(hours=self.settings.approval_timeout_hours),
+            resume=resume,
         )
 
     def _decide(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -263,7 +271,8 @@ class Orchestrator:
             wanted.append(("budget", "budget", {"budget": budget, "kpis": document.get("kpis")}))
         pending = []
         for step, request_type, content in wanted:
-            request = self._approval(step, request_type, PLANNER, content)
+            resume = {"job_type": "run_campaign", "payload": {"campaign_id": self.campaign_id}}
+            request = self._approval(step, request_type, PLANNER, content, resume)
             decided, request = self._decide(request)
             if decided in ("rejected", "expired"):
                 why = request.get("rejection_reason") or "no reason given"
@@ -462,7 +471,13 @@ class Orchestrator:
         self, task: dict[str, Any], record_id: str, result: dict[str, Any], content: dict[str, Any]
     ) -> dict[str, Any]:
         task_id = task["task_id"]
-        request = self._approval(f"{task_id}:publish", "publish", task["agent_assigned"], content)
+        resume = {
+            "job_type": "agent_task",
+            "payload": {"campaign_id": self.campaign_id, "task_id": task_id},
+        }
+        request = self._approval(
+            f"{task_id}:publish", "publish", task["agent_assigned"], content, resume
+        )
         self.db[names.AGENT_TASKS].update_one(
             {"task_id": record_id, "status": plan.IN_PROGRESS},
             {
