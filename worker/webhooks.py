@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid
 from typing import Any
 
@@ -70,16 +71,23 @@ def emit_event(
     return job_ids
 
 
-def job_event_listener(db: Any) -> Any:
+def job_event_listener(db: Any, *, cache_seconds: float = 10.0) -> Any:
     """A ``Runner.finish_listeners`` entry emitting ``job.completed`` / ``job.failed``.
 
     The event id is derived from (job, run, status), so a listener called twice for one run
     enqueues one delivery. The data carries ids, type, status and the (already redacted) error.
+    Users without an active webhook are remembered for ``cache_seconds``, so a burst of
+    finished jobs costs no MongoDB round trip per job for them (a new webhook is seen after
+    at most that long).
     """
+    without_hooks: dict[str, float] = {}
 
     def listener(job: dict[str, Any], status: str, result: Any, error: str | None) -> None:
         event = JOB_EVENT_TYPES.get(status)
         if event is None or job.get("job_type") in _SILENT_JOB_TYPES or not job.get("user_id"):
+            return
+        user_id = job["user_id"]
+        if without_hooks.get(user_id, 0.0) > time.monotonic():
             return
         run_at = job.get("run_at") or (job.get("schedule") or {}).get("execute_at")
         seed = f"{job.get('job_id')}|{run_at}|{status}"
@@ -87,6 +95,7 @@ def job_event_listener(db: Any) -> Any:
         data = {"job_id": job.get("job_id"), "job_type": job.get("job_type"), "status": status}
         if error:
             data["error"] = error
-        emit_event(db, job["user_id"], event, data, event_id=event_id)
+        if not emit_event(db, user_id, event, data, event_id=event_id):
+            without_hooks[user_id] = time.monotonic() + cache_seconds
 
     return listener
