@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,6 +128,59 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field(default="gpt-4o-mini", description="Default chat model.")
     embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings.")
+    llm_provider: Literal["auto", "openai", "offline"] = Field(
+        default="auto",
+        description="auto: the OpenAI-compatible server when an API key is set, else offline.",
+    )
+    agent_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Chat model per agent (JSON, e.g. {"content_writer": "gpt-4o"}); '
+        "agents not listed use llm_model.",
+    )
+    llm_timeout_seconds: float = Field(default=120.0, description="Timeout of one LLM request.")
+    llm_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts of one LLM call on 429/5xx/timeouts before RetryLater.",
+    )
+    llm_max_wait_seconds: float = Field(
+        default=30.0,
+        description="Longest total in-call wait for 429/5xx; a longer Retry-After is handed "
+        "back to the scheduler (RetryLater) instead of holding the worker.",
+    )
+    llm_format_attempts: int = Field(
+        default=3, ge=1, description="Answers asked for before a malformed one fails the task."
+    )
+    embedding_provider: Literal["auto", "openai", "hashing", "minilm"] = Field(
+        default="auto",
+        description="auto: OpenAI-compatible embeddings when an API key is set, else feature "
+        "hashing; minilm needs the optional extra `minilm` (CPU PyTorch).",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        description="Vector size: sent as `dimensions` to OpenAI when set; hashing default 384.",
+    )
+
+    # --- Agents --------------------------------------------------------------------------------
+    approval_steps: list[Literal["campaign_plan", "budget", "publish"]] = Field(
+        default_factory=lambda: ["campaign_plan", "budget", "publish"],
+        description="Steps that wait for an approval_requests decision (JSON list).",
+    )
+    approval_timeout_hours: float = Field(
+        default=72.0, description="An unanswered approval request expires after this long."
+    )
+    approval_poll_seconds: float = Field(
+        default=30.0, description="How often waiting work re-checks its approval request."
+    )
+    memory_top_k: int = Field(default=5, ge=0, description="Memories given to an agent.")
+    memory_candidates: int = Field(
+        default=500, description="In-process retrieval: newest memories scored per query."
+    )
+    memory_vector_index: str | None = Field(
+        default=None,
+        description="Atlas Vector Search index on `embedding` (real server only); unset or "
+        "unsupported: cosine similarity in-process.",
+    )
 
 
 @lru_cache(maxsize=1)
