@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import dramatiq
@@ -47,3 +48,52 @@ def test_one_off_job_runs_once_and_is_recorded(db, running, clock):
     assert done["attempts"] == 1
     assert [h["status"] for h in done["history"]] == ["completed"]
     assert running.tick().claimed == 0
+
+
+def test_recurring_job_runs_each_fire_and_keeps_history(db, running, clock):
+    job = submit(db, job_type="noop", user_id="u1", cron="*/5 * * * *", now=clock.now)
+    assert job["schedule"]["execute_at"] == clock.advance(minutes=5)
+    for fire in range(1, 4):
+        assert running.tick().dispatched == 1
+        wait_for(
+            lambda n=fire: (
+                len(db.scheduled_jobs.find_one({"job_id": job["job_id"]}).get("history", [])) == n
+            )
+        )
+        stored = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
+        assert stored["status"] == "pending"
+        assert stored["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=5)
+        clock.advance(minutes=5)
+    keys = [h["run_key"] for h in stored["history"]]
+    assert len(set(keys)) == 3 and all(h["status"] == "completed" for h in stored["history"])
+
+
+def test_failing_job_retries_with_backoff_then_fails(db, running, clock, settings):
+    from worker.actors.lifecycle import HANDLERS
+
+    def always_fails(ctx):
+        raise RuntimeError("the platform is down")
+
+    original = HANDLERS["noop"]
+    HANDLERS["noop"] = always_fails
+    try:
+        job = submit(db, job_type="noop", user_id="u1", max_attempts=3, now=clock.now)
+        for attempt in range(1, 4):
+            assert running.tick().dispatched == 1
+            wait_for(
+                lambda n=attempt: (
+                    db.scheduled_jobs.find_one({"job_id": job["job_id"]})["attempts"] == n
+                    and db.scheduled_jobs.find_one({"job_id": job["job_id"]})["status"]
+                    != "processing"
+                )
+            )
+            stored = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
+            if attempt < 3:
+                delay = (stored["schedule"]["execute_at"] - clock.now).total_seconds()
+                assert settings.backoff_base_seconds * 2 ** (attempt - 1) / 2 <= delay
+                clock.advance(seconds=delay)
+    finally:
+        HANDLERS["noop"] = original
+    assert stored["status"] == "failed"
+    assert stored["error"] == "RuntimeError: the platform is down (gave up after 3 attempts)"
+    assert [h["status"] for h in stored["history"]] == ["retry", "retry", "failed"]
