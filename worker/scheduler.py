@@ -39,7 +39,7 @@ from worker.broker import (
 )
 from worker.db import names
 from worker.db.engine import Database
-from worker.db.jobs import JobStore, run_key_for
+from worker.db.jobs import JobStore, run_entry, run_key_for
 from worker.jobtypes import JOB_TYPES
 from worker.schedule import Overlap, next_due_after_run, next_fire, plan_due
 from worker.settings import Settings
@@ -339,44 +339,15 @@ class Scheduler:
         if attempts < spec.max_attempts:
             return True
         error = f"worker lost during the run (lease expired) after {attempts} attempts"
-        run = {
-            "run_key": run_key_for(job),
-            "run_at": job.get("run_at") or spec.execute_at,
-            "started_at": (job.get("lease") or {}).get("started_at"),
-            "finished_at": now,
-            "status": "failed",
-            "attempts": attempts,
-            "error": error,
-        }
-        if spec.recurring:
-            next_due, missed = next_due_after_run(
-                spec.cron,
-                spec.timezone,
-                run["run_at"],
-                now,
-                spec.overlap,
-                spec.catch_up,
-                spec.catch_up_window,
-            )
-            ok = self.store.finish(
-                job,
-                status=JobStatus.PENDING,
-                now=now,
-                run=run,
-                history_limit=self.settings.history_limit,
-                error=error,
-                next_due=next_due,
-                missed=missed,
-            )
-        else:
-            ok = self.store.finish(
-                job,
-                status=JobStatus.FAILED,
-                now=now,
-                run=run,
-                history_limit=self.settings.history_limit,
-                error=error,
-            )
+        ok, _ = self.store.end_run(
+            job,
+            spec,
+            outcome=JobStatus.FAILED,
+            now=now,
+            run=run_entry(job, run_key_for(job), "failed", now, error=error),
+            history_limit=self.settings.history_limit,
+            error=error,
+        )
         if ok:
             metrics.JOBS_FAILED.labels(spec.job_type.name, "worker_lost").inc()
             self.audit.job_event(job, "job_failed", now, error=error, reason="worker_lost")

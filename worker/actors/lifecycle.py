@@ -34,12 +34,11 @@ from dramatiq.middleware import TimeLimitExceeded
 from worker import metrics
 from worker.audit import AuditLog
 from worker.db.engine import Database
-from worker.db.jobs import JobStore
+from worker.db.jobs import JobStore, run_entry
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater
 from worker.jobtypes import Payload
 from worker.redact import redact, redact_text
 from worker.retry import decide_retry
-from worker.schedule import next_due_after_run
 from worker.settings import Settings
 from worker.states import JobStatus
 from worker.validation import InvalidJob, JobSpec, validate_job
@@ -246,7 +245,7 @@ class Runner:
         try:
             spec = validate_job(job)
         except InvalidJob as exc:  # changed after the claim (hand edit): fail, do not run
-            self._finish_failed(job, run_key, now, str(exc), started=now)
+            self._finish_failed(job, None, run_key, now, str(exc))
             return
         started = time.monotonic()
         with self.keeper.track(job_id, epoch) as lease:
@@ -275,66 +274,28 @@ class Runner:
         self._record_success(job, spec, run_key, result, time.monotonic() - started)
 
     # ------------------------------------------------------------------ outcomes
-    def _run_entry(
-        self, job: dict[str, Any], run_key: str, status: str, now: dt.datetime, **extra: Any
-    ) -> dict[str, Any]:
-        started = job.get("started_at") or now
-        return {
-            "run_key": run_key,
-            "run_at": job.get("run_at") or job["schedule"]["execute_at"],
-            "started_at": started,
-            "finished_at": now,
-            "status": status,
-            "attempts": job.get("attempts"),
-            "duration_ms": int((now - started).total_seconds() * 1000),
-            **extra,
-        }
-
     def _record_success(
         self, job: dict[str, Any], spec: JobSpec, run_key: str, result: Any, seconds: float
     ) -> None:
         now = self.clock()
         result = redact(result if isinstance(result, dict) else {"value": result})
-        run = self._run_entry(job, run_key, "completed", now)
-        history = self.settings.history_limit
-        if spec.recurring:
-            next_due, missed = next_due_after_run(
-                spec.cron,
-                spec.timezone,
-                run["run_at"],
-                now,
-                spec.overlap,
-                spec.catch_up,
-                spec.catch_up_window,
-            )
-            ok = self.store.finish(
-                job,
-                status=JobStatus.PENDING,
-                now=now,
-                run=run,
-                history_limit=history,
-                result=result,
-                next_due=next_due,
-                missed=missed,
-            )
-            if missed:
-                metrics.MISSED_RUNS.labels(spec.job_type.name, "overlap").inc(missed)
-        else:
-            purge = now + dt.timedelta(days=self.settings.retention_days)
-            ok = self.store.finish(
-                job,
-                status=JobStatus.COMPLETED,
-                now=now,
-                run=run,
-                history_limit=history,
-                result=result,
-                purge_at=purge,
-            )
+        recorded, missed = self.store.end_run(
+            job,
+            spec,
+            outcome=JobStatus.COMPLETED,
+            now=now,
+            run=run_entry(job, run_key, "completed", now),
+            history_limit=self.settings.history_limit,
+            result=result,
+            retention=dt.timedelta(days=self.settings.retention_days),
+        )
         metrics.JOB_DURATION.labels(spec.job_type.name, "completed").observe(seconds)
-        if not ok:
+        if not recorded:
             metrics.DUPLICATES_PREVENTED.labels(spec.job_type.name).inc()
             log.warning("job %s: run finished after a takeover; outcome not recorded", run_key)
             return
+        if missed:
+            metrics.MISSED_RUNS.labels(spec.job_type.name, "overlap").inc(missed)
         metrics.JOBS_COMPLETED.labels(spec.job_type.name).inc()
         self.audit_log.job_event(job, "job_completed", now, run_key=run_key)
         self._notify(job, JobStatus.COMPLETED.value, result, None)
@@ -356,71 +317,49 @@ class Runner:
             cap=self.settings.backoff_max_seconds,
         )
         metrics.JOB_DURATION.labels(spec.job_type.name, "error").observe(seconds)
-        history = self.settings.history_limit
-        if decision.retry_at is not None:
-            run = self._run_entry(job, run_key, "retry", now, error=error)
-            ok = self.store.finish(
-                job,
-                status=JobStatus.PENDING,
-                now=now,
-                run=run,
-                history_limit=history,
-                error=error,
-                next_due=decision.retry_at,
-                keep_run=True,
-            )
-            if ok:
-                metrics.JOBS_RETRIED.labels(spec.job_type.name).inc()
-                self.audit_log.job_event(
-                    job,
-                    "job_retry_scheduled",
-                    now,
-                    run_key=run_key,
-                    error=error,
-                    retry_at=decision.retry_at.isoformat(),
-                )
+        if decision.retry_at is None:
+            self._finish_failed(job, spec, run_key, now, decision.error)
             return
-        self._finish_failed(job, run_key, now, decision.error, spec=spec)
+        recorded = self.store.finish(
+            job,
+            status=JobStatus.PENDING,
+            now=now,
+            run=run_entry(job, run_key, "retry", now, error=error),
+            history_limit=self.settings.history_limit,
+            error=error,
+            next_due=decision.retry_at,
+            keep_run=True,
+        )
+        if recorded:
+            metrics.JOBS_RETRIED.labels(spec.job_type.name).inc()
+            self.audit_log.job_event(
+                job,
+                "job_retry_scheduled",
+                now,
+                run_key=run_key,
+                error=error,
+                retry_at=decision.retry_at.isoformat(),
+            )
 
     def _finish_failed(
         self,
         job: dict[str, Any],
+        spec: JobSpec | None,
         run_key: str,
         now: dt.datetime,
         error: str,
-        *,
-        spec: JobSpec | None = None,
-        started: dt.datetime | None = None,
     ) -> None:
-        run = self._run_entry(job, run_key, "failed", now, error=error)
-        history = self.settings.history_limit
-        if spec is not None and spec.recurring:
-            # The run failed; the recurring job lives on and waits for its next fire.
-            next_due, missed = next_due_after_run(
-                spec.cron,
-                spec.timezone,
-                run["run_at"],
-                now,
-                spec.overlap,
-                spec.catch_up,
-                spec.catch_up_window,
-            )
-            ok = self.store.finish(
-                job,
-                status=JobStatus.PENDING,
-                now=now,
-                run=run,
-                history_limit=history,
-                error=error,
-                next_due=next_due,
-                missed=missed,
-            )
-        else:
-            ok = self.store.finish(
-                job, status=JobStatus.FAILED, now=now, run=run, history_limit=history, error=error
-            )
-        if ok:
-            metrics.JOBS_FAILED.labels(job.get("job_type"), "error").inc()
+        recorded, _ = self.store.end_run(
+            job,
+            spec,
+            outcome=JobStatus.FAILED,
+            now=now,
+            run=run_entry(job, run_key, "failed", now, error=error),
+            history_limit=self.settings.history_limit,
+            error=error,
+        )
+        if recorded:
+            metrics.JOBS_FAILED.labels(str(job.get("job_type")), "error").inc()
             self.audit_log.job_event(job, "job_failed", now, run_key=run_key, error=error)
             self._notify(job, JobStatus.FAILED.value, None, error)
 

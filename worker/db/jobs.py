@@ -20,9 +20,11 @@ from pymongo import ReturnDocument
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.schedule import next_due_after_run
 from worker.states import JobStatus
+from worker.validation import JobSpec
 
-__all__ = ["JobStore", "run_key_for"]
+__all__ = ["JobStore", "run_entry", "run_key_for"]
 
 _CLAIM_FIELDS = {"history": 0, "result": 0}
 
@@ -38,6 +40,23 @@ def run_key_for(job: dict[str, Any]) -> str:
         run_at = run_at.replace(tzinfo=dt.UTC)
     stamp = run_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return f"{job.get('parent_job_id') or job['job_id']}@{stamp}"
+
+
+def run_entry(
+    job: dict[str, Any], run_key: str, status: str, now: dt.datetime, **extra: Any
+) -> dict[str, Any]:
+    """One element of the job's bounded ``history``: how an attempt of a run ended."""
+    started = job.get("started_at") or (job.get("lease") or {}).get("started_at") or now
+    return {
+        "run_key": run_key,
+        "run_at": job.get("run_at") or job["schedule"]["execute_at"],
+        "started_at": started,
+        "finished_at": now,
+        "status": status,
+        "attempts": job.get("attempts"),
+        "duration_ms": int((now - started).total_seconds() * 1000),
+        **extra,
+    }
 
 
 class JobStore:
@@ -354,6 +373,59 @@ class JobStore:
             update,
         )
         return outcome.modified_count == 1
+
+    def end_run(
+        self,
+        job: dict[str, Any],
+        spec: JobSpec | None,
+        *,
+        outcome: JobStatus,
+        now: dt.datetime,
+        run: dict[str, Any],
+        history_limit: int,
+        result: Any = None,
+        error: str | None = None,
+        retention: dt.timedelta | None = None,
+    ) -> tuple[bool, int]:
+        """End a run (fenced): a one-off job takes ``outcome`` (completed or failed); a
+        recurring job records the run and waits for its next fire. Returns (recorded, missed).
+        ``spec`` is None for a document that no longer validates: it ends like a one-off.
+        """
+        if spec is not None and spec.recurring:
+            assert spec.cron is not None and spec.timezone is not None
+            next_due, missed = next_due_after_run(
+                spec.cron,
+                spec.timezone,
+                run["run_at"],
+                now,
+                spec.overlap,
+                spec.catch_up,
+                spec.catch_up_window,
+            )
+            recorded = self.finish(
+                job,
+                status=JobStatus.PENDING,
+                now=now,
+                run=run,
+                history_limit=history_limit,
+                result=result,
+                error=error,
+                next_due=next_due,
+                missed=missed,
+            )
+            return recorded, missed
+        purge_at = now + retention if retention and outcome == JobStatus.COMPLETED else None
+        recorded = self.finish(
+            job,
+            status=outcome,
+            now=now,
+            run=run,
+            history_limit=history_limit,
+            result=result,
+            error=error,
+            purge_at=purge_at,
+        )
+        return recorded, 0
 
     @staticmethod
     def _failed_fields(error: str, now: dt.datetime) -> dict[str, Any]:
