@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
+from worker.integrations.zoho.http import ZohoHttpClient
 
 __all__ = [
     "LOCK_DELAY_SECONDS",
@@ -142,7 +143,7 @@ def parse_report(payload: dict[str, Any]) -> dict[str, float | int] | None:
     }
 
 
-class CampaignsClient:
+class CampaignsClient(ZohoHttpClient):
     """Zoho Campaigns of one user at ``base_url`` (``https://campaigns.zoho.<tld>``)."""
 
     def __init__(
@@ -153,23 +154,9 @@ class CampaignsClient:
         timeout: float = 20.0,
         transport: httpx2.BaseTransport | None = None,
     ) -> None:
-        self._client = httpx2.Client(
-            base_url=f"{base_url.rstrip('/')}/api/v1.1",
-            auth=auth,
-            timeout=timeout,
-            # Connection failures happen before anything is sent: safe to retry even writes.
-            transport=transport or httpx2.HTTPTransport(retries=2),
-            trust_env=False,
+        super().__init__(
+            f"{base_url.rstrip('/')}/api/v1.1", auth=auth, timeout=timeout, transport=transport
         )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> CampaignsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _call(self, method: str, path: str, params: dict[str, str], *, write: bool) -> dict:
         fields = {"resfmt": "JSON", **params}

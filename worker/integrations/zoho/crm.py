@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 
 from worker.errors import JobError, PermanentFailure, RetryLater, TokenExpired
+from worker.integrations.zoho.http import ZohoHttpClient
 
 __all__ = [
     "CREDITS_DELAY_SECONDS",
@@ -125,7 +126,7 @@ def crm_error(status: int, body: Any, headers: httpx2.Headers) -> JobError:
     return PermanentFailure(f"{label}: {message}" if message else label)
 
 
-class CrmClient:
+class CrmClient(ZohoHttpClient):
     """Reads records of one user's CRM at ``api_domain`` (from the token grant or an override)."""
 
     def __init__(
@@ -137,23 +138,12 @@ class CrmClient:
         version: str = "v8",
         transport: httpx2.BaseTransport | None = None,
     ) -> None:
-        self._client = httpx2.Client(
-            base_url=f"{api_domain.rstrip('/')}/crm/{version}",
+        super().__init__(
+            f"{api_domain.rstrip('/')}/crm/{version}",
             auth=auth,
             timeout=timeout,
-            # Connection failures happen before anything is sent: safe to retry even writes.
-            transport=transport or httpx2.HTTPTransport(retries=2),
-            trust_env=False,
+            transport=transport,
         )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> CrmClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def list_records(
         self,
