@@ -377,5 +377,71 @@ def jobs_resume(job_id: str | None, user_id: str | None, job_type: str | None) -
     click.echo("resumed")
 
 
+# ------------------------------------------------------------------------------------- approvals
+@main.group()
+def approvals() -> None:
+    """Approval requests of the AI agents (the product app normally answers them)."""
+
+
+@approvals.command("list")
+@click.option("--user", "user_id")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved requests.")
+def approvals_list(user_id: str | None, show_all: bool) -> None:
+    """Pending approval requests, newest first."""
+    from worker.db import names
+
+    query: dict[str, Any] = {} if show_all else {"status": "pending"}
+    if user_id:
+        query["user_id"] = user_id
+    rows = _db(_settings())[names.APPROVAL_REQUESTS].find(
+        query, sort=[("created_at", -1)], limit=100
+    )
+    for row in rows:
+        click.echo(
+            f"{row['request_id']:<40} {row.get('request_type')!s:<14} {row.get('status')!s:<9} "
+            f"user={row.get('user_id')} campaign={row.get('campaign_id')}"
+        )
+    if not rows:
+        click.echo("(no approval requests)")
+
+
+def _resolve(request_id: str, approved: bool, notes: str | None) -> None:
+    from worker.agents.approvals import ApprovalConflict, resolve
+    from worker.db import names
+
+    database = _db(_settings())
+    request = database[names.APPROVAL_REQUESTS].find_one({"request_id": request_id})
+    if request is None:
+        raise click.ClickException(f"no approval request {request_id!r}")
+    try:
+        resolve(
+            database,
+            request_id=request_id,
+            user_id=request["user_id"],
+            approved=approved,
+            by="mmw-cli",
+            notes=notes,
+        )
+    except ApprovalConflict as exc:
+        raise _fail(exc) from None
+    click.echo(f"{'approved' if approved else 'rejected'} {request_id}")
+
+
+@approvals.command("approve")
+@click.argument("request_id")
+@click.option("--notes")
+def approvals_approve(request_id: str, notes: str | None) -> None:
+    """Approve a request; the waiting work is released at once."""
+    _resolve(request_id, True, notes)
+
+
+@approvals.command("reject")
+@click.argument("request_id")
+@click.option("--reason", required=True)
+def approvals_reject(request_id: str, reason: str) -> None:
+    """Reject a request; the waiting work ends with the reason."""
+    _resolve(request_id, False, reason)
+
+
 if __name__ == "__main__":
     main()

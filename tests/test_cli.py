@@ -1,0 +1,95 @@
+"""The `mmw` command line against the test database: operator flows and clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from worker.cli import main
+from worker.settings import get_settings
+
+
+@pytest.fixture
+def mmw(settings, monkeypatch):
+    env = {
+        "MMW_EMBEDDED_PATH": str(settings.embedded_path),
+        "MMW_MONGODB_DB": settings.mongodb_db,
+    }
+    if settings.mongodb_url:
+        env["MONGODB_URL"] = settings.mongodb_url
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    yield run
+    get_settings.cache_clear()
+
+
+def test_submit_list_show_cancel(mmw, db):
+    job_id = mmw("jobs", "submit", "noop", "--user", "u1", "--at", "2030-01-01T09:00:00Z").strip()
+    assert db.scheduled_jobs.find_one({"job_id": job_id})["status"] == "pending"
+    listing = mmw("jobs", "list", "--user", "u1")
+    assert job_id in listing and "2030-01-01 09:00:00" in listing
+    shown = json.loads(mmw("jobs", "show", job_id))
+    assert shown["job_type"] == "noop"
+    assert f"cancelled {job_id}" in mmw("jobs", "cancel", job_id)
+    assert "is cancelled" in mmw("jobs", "cancel", job_id, ok=False)
+
+
+def test_clear_errors_for_bad_input(mmw):
+    assert "unknown job_type 'nope'" in mmw("jobs", "submit", "nope", "--user", "u", ok=False)
+    assert "--payload is not JSON" in mmw(
+        "jobs", "submit", "noop", "--user", "u", "--payload", "{bad", ok=False
+    )
+    assert "not an ISO 8601 time" in mmw(
+        "jobs", "submit", "noop", "--user", "u", "--at", "tomorrow", ok=False
+    )
+    assert "no job 'missing'" in mmw("jobs", "show", "missing", ok=False)
+    assert "name exactly one" in mmw("jobs", "pause", ok=False)
+
+
+def test_next_fires_pause_resume_retry(mmw, db):
+    job_id = mmw(
+        "jobs", "submit", "noop", "--user", "u1", "--cron", "0 9 * * *", "--tz", "Europe/Berlin"
+    ).strip()
+    fires = mmw("jobs", "next", job_id, "-n", "3").splitlines()
+    assert len(fires) == 3 and all("Europe/Berlin" in f and "T09:00:00+01:00" in f for f in fires)
+    mmw("jobs", "pause", "--type", "noop")
+    assert db.job_controls.find_one({"kind": "job_type", "value": "noop"})["paused"] is True
+    mmw("jobs", "resume", "--type", "noop")
+    assert db.job_controls.find_one({"kind": "job_type", "value": "noop"})["paused"] is False
+    db.scheduled_jobs.update_one({"job_id": job_id}, {"$set": {"status": "failed"}})
+    assert "requeued" in mmw("jobs", "retry", "--all-failed")
+    assert db.scheduled_jobs.find_one({"job_id": job_id})["status"] == "pending"
+    assert job_id in mmw("jobs", "list", "--status", "pending")
+
+
+def test_approvals_approve(mmw, db):
+    db.approval_requests.insert_one(
+        {
+            "request_id": "apr_1",
+            "user_id": "u1",
+            "campaign_id": "c1",
+            "request_type": "publish",
+            "status": "pending",
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+    )
+    assert "apr_1" in mmw("approvals", "list")
+    assert "approved apr_1" in mmw("approvals", "approve", "apr_1")
+    assert db.approval_requests.find_one({"request_id": "apr_1"})["status"] == "approved"
+    assert "no approval request 'nope'" in mmw("approvals", "approve", "nope", ok=False)
+
+
+def test_db_init_and_status(mmw):
+    assert "indexes ensured" in mmw("db", "init")
+    assert "embedded" in mmw("db", "status") or "mongodb" in mmw("db", "status")
