@@ -112,10 +112,9 @@ def test_broker_flush_mid_run_still_completes_every_job(db, settings, tmp_path):
     scheduler = start(["scheduler"], env, log)
     worker = None
     try:
-        wait_until(
-            lambda: counts_by_status(db).get("processing", 0) == 60, 60, "60 dispatched", log
-        )
-        assert server.llen(f"{settings.broker_namespace}:default") == 60
+        # Claimed first, then sent: wait for the messages themselves.
+        queue = f"{settings.broker_namespace}:default"
+        wait_until(lambda: server.llen(queue) == 60, 60, "60 messages queued", log)
         server.flushdb()  # every queued message is gone
         worker = start(["worker", "--processes", "1", "--threads", "4"], env, log)
         wait_until(lambda: counts_by_status(db).get("completed", 0) == 60, 90, "60 completed", log)
