@@ -96,7 +96,10 @@ class XClient(SocialClient):
                 params={"tweet.fields": "public_metrics"},
             )
         )
-        public = (body.get("data") or {}).get("public_metrics") or {}
+        if not body.get("data"):
+            details = [e.get("detail", "") for e in body.get("errors") or [] if isinstance(e, dict)]
+            raise PermanentFailure(f"twitter: {'; '.join(details) or 'post not found'}")
+        public = body["data"].get("public_metrics") or {}
         reposts = public.get("retweet_count", public.get("repost_count"))
         metrics = {
             "impressions": as_count(public.get("impression_count")),

@@ -95,4 +95,3 @@ def start_social_sandbox(
 ) -> SocialSandboxServer:
     """Start the social sandbox in a background thread; stop it with ``.stop()``."""
     return SocialSandboxServer(SocialState(**state_options), faults=faults, port=port).start()
-

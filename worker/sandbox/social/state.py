@@ -91,18 +91,23 @@ class SocialState:
         duplicate_platforms: Iterable[str] = ("facebook", "twitter", "linkedin"),
     ) -> None:
         self.clock = clock
-        self.ig_processing_polls = ig_processing_polls
-        self.ig_container_outcome = "FINISHED"
-        self.duplicate_platforms = set(duplicate_platforms)
-        self.x_repost_key = "retweet_count"
+        self._initial = (ig_processing_polls, set(duplicate_platforms))
         self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget accounts, posts, containers, limits and knobs (for a server shared by tests)."""
+        self.ig_processing_polls = self._initial[0]
+        self.duplicate_platforms = set(self._initial[1])
+        self.ig_container_outcome = "FINISHED"
+        self.x_repost_key = "retweet_count"
         self._tokens: dict[str, tuple[str, str]] = {}
         self._expired: set[str] = set()
         self._posts: list[SandboxPost] = []
         self._containers: dict[str, Container] = {}
         self._limits: dict[str, RateLimit] = {}
         self._calls: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._ids = itertools.count(1)
 
     # --- accounts and tokens ---------------------------------------------------------------
     def add_account(self, platform: str, account_id: str, token: str | None = None) -> str:
