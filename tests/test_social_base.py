@@ -16,6 +16,7 @@ from worker.integrations.social.base import (
 from worker.integrations.social.linkedin import author_urn, escape_little_text
 
 NOW = 1_800_000_000.0
+BUC_SEVEN_MINUTES = '{"123":[{"type":"pages","estimated_time_to_regain_access":7}]}'
 
 
 @pytest.mark.parametrize(
@@ -34,9 +35,7 @@ NOW = 1_800_000_000.0
             7200.0,
         ),
         (
-            {
-                "X-Business-Use-Case-Usage": '{"123":[{"type":"pages","call_count":100,"estimated_time_to_regain_access":7}]}'
-            },
+            {"X-Business-Use-Case-Usage": BUC_SEVEN_MINUTES},
             420.0,
         ),
         ({"X-Business-Use-Case-Usage": '{"1":[{"estimated_time_to_regain_access":0}]}'}, 60.0),
