@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         default=600.0,
         description="How long a dispatched, not yet started job may wait before it is checked.",
     )
+    misfire_grace_seconds: float = Field(
+        default=60.0, description="A recurring fire later than this counts as missed (catch-up)."
+    )
+    intake_interval: float = Field(
+        default=5.0, description="Seconds between sweeps for hand-written documents to check."
+    )
     retention_days: float = Field(
         default=7.0, description="Finished one-off jobs are deleted this long after finishing."
     )

@@ -1,0 +1,5 @@
+"""``python -m worker`` is ``mmw``."""
+
+from worker.cli import main
+
+main()

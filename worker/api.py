@@ -1,0 +1,279 @@
+"""The Python API for upstream apps and operators: submit, get, cancel, retry, pause.
+
+Everything here validates with the same rules as the scheduler (``worker.validation``), so a job
+that ``submit`` accepts is one the scheduler will run. Apps may also insert documents by hand;
+the scheduler checks those the first time it sees them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+from pymongo.errors import DuplicateKeyError
+
+from worker.db import names
+from worker.db.engine import Database
+from worker.schedule import next_fire, upcoming_fires
+from worker.states import JobStatus
+from worker.validation import InvalidJob, validate_job
+
+__all__ = [
+    "InvalidJob",
+    "JobConflict",
+    "cancel",
+    "get",
+    "list_jobs",
+    "pause",
+    "preview_fires",
+    "resume",
+    "retry",
+    "submit",
+]
+
+
+class JobConflict(ValueError):
+    """The idempotency key already names a different job, or the job cannot change state."""
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or dt.datetime.now(dt.UTC)
+
+
+def _user_timezone(db: Database, user_id: str) -> str | None:
+    user = db[names.USERS].find_one({"user_id": user_id}, {"preferences": 1})
+    return ((user or {}).get("preferences") or {}).get("timezone")
+
+
+def submit(
+    db: Database,
+    *,
+    job_type: str,
+    user_id: str,
+    payload: dict[str, Any] | None = None,
+    execute_at: dt.datetime | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    catch_up: Literal["once", "skip", "all"] | None = None,
+    overlap: Literal["skip", "buffer", "allow"] | None = None,
+    max_lateness_seconds: float | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    job_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Create a job (one-off at ``execute_at``, default now; or recurring with ``cron``).
+
+    With ``idempotency_key``, submitting again returns the job created the first time. Raises
+    :class:`InvalidJob` with a readable message when anything does not validate.
+    """
+    now = _now(now)
+    if cron is None and execute_at is None:
+        execute_at = now
+    if execute_at is not None and execute_at.tzinfo is None:
+        raise InvalidJob("execute_at must be timezone-aware (e.g. datetime.now(UTC))")
+    schedule: dict[str, Any] = {"execute_at": execute_at, "recurring": cron is not None}
+    if cron is not None:
+        schedule["cron_expression"] = cron
+        schedule["timezone"] = timezone or _user_timezone(db, user_id) or "UTC"
+    for key, value in (
+        ("catch_up", catch_up),
+        ("overlap", overlap),
+        ("max_lateness_seconds", max_lateness_seconds),
+    ):
+        if value is not None:
+            schedule[key] = value
+    doc: dict[str, Any] = {
+        "job_id": job_id or f"job_{uuid.uuid4().hex}",
+        "user_id": user_id,
+        "job_type": job_type,
+        "payload": payload or {},
+        "schedule": schedule,
+        "status": JobStatus.PENDING.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": now,
+        "updated_at": now,
+        "epoch": 0,
+    }
+    spec = validate_job(doc)
+    doc["payload"] = spec.payload.model_dump(mode="json")
+    doc["max_attempts"] = spec.max_attempts
+    if spec.recurring and execute_at is None:
+        schedule["execute_at"] = next_fire(spec.cron, spec.timezone, now)
+    if idempotency_key is not None:
+        doc["idempotency_key"] = idempotency_key
+    try:
+        db[names.SCHEDULED_JOBS].insert_one(doc)
+    except DuplicateKeyError:
+        if idempotency_key is None:
+            raise JobConflict(f"a job with job_id {doc['job_id']!r} already exists") from None
+        existing = db[names.SCHEDULED_JOBS].find_one({"idempotency_key": idempotency_key})
+        if existing is None or existing.get("job_type") != job_type:
+            raise JobConflict(
+                f"idempotency key {idempotency_key!r} already names another job"
+            ) from None
+        return existing
+    return doc
+
+
+def get(db: Database, job_id: str) -> dict[str, Any] | None:
+    return db[names.SCHEDULED_JOBS].find_one({"job_id": job_id})
+
+
+def list_jobs(
+    db: Database,
+    *,
+    status: str | None = None,
+    job_type: str | None = None,
+    user_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest due first; filters combine."""
+    query = {
+        k: v
+        for k, v in (("status", status), ("job_type", job_type), ("user_id", user_id))
+        if v is not None
+    }
+    return db[names.SCHEDULED_JOBS].find(
+        query,
+        {"payload": 0, "history": 0},
+        sort=[("schedule.execute_at", -1)],
+        limit=limit,
+    )
+
+
+def cancel(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Cancel a job that has not started; a cancelled job never starts.
+
+    A job whose run already started on a worker cannot be cancelled (its side effects may be
+    under way); :class:`JobConflict` says so.
+    """
+    now = _now(now)
+    job = db[names.SCHEDULED_JOBS].find_one_and_update(
+        {
+            "job_id": job_id,
+            "$or": [
+                {"status": JobStatus.PENDING.value},
+                {"status": JobStatus.PROCESSING.value, "lease.started_at": None},
+            ],
+        },
+        {"$set": {"status": JobStatus.CANCELLED.value, "updated_at": now, "finished_at": now}},
+    )
+    if job is None:
+        current = get(db, job_id)
+        if current is None:
+            raise JobConflict(f"no job {job_id!r}")
+        raise JobConflict(
+            f"job {job_id!r} is {current.get('status')}"
+            + (" and already running" if current.get("status") == "processing" else "")
+            + "; only pending or not yet started jobs can be cancelled"
+        )
+    _audit(db, job, "job_cancelled", now)
+    return job
+
+
+def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Requeue a failed job now, with a fresh attempt budget and the same run key."""
+    now = _now(now)
+    current = get(db, job_id)
+    if current is None:
+        raise JobConflict(f"no job {job_id!r}")
+    if current.get("status") != JobStatus.FAILED.value:
+        raise JobConflict(f"job {job_id!r} is {current.get('status')}; only failed jobs retry")
+    run_at = current.get("run_at") or (current.get("schedule") or {}).get("execute_at")
+    updated = db[names.SCHEDULED_JOBS].find_one_and_update(
+        {"job_id": job_id, "status": JobStatus.FAILED.value},
+        {
+            "$set": {
+                "status": JobStatus.PENDING.value,
+                "attempts": 0,
+                "schedule.execute_at": now,
+                "run_at": run_at,
+                "updated_at": now,
+            },
+            "$unset": {"purge_at": ""},
+        },
+    )
+    if updated is None:
+        raise JobConflict(f"job {job_id!r} changed while retrying; try again")
+    _audit(db, current, "job_requeued", now)
+    return updated
+
+
+def pause(
+    db: Database,
+    *,
+    job_id: str | None = None,
+    user_id: str | None = None,
+    job_type: str | None = None,
+    reason: str | None = None,
+    paused: bool = True,
+    now: dt.datetime | None = None,
+) -> None:
+    """Hold (or with ``paused=False`` release) one job, a user's jobs or a job type's jobs.
+
+    Paused jobs are simply not claimed; running ones finish. Exactly one target is named.
+    """
+    now = _now(now)
+    targets = [t for t in (job_id, user_id, job_type) if t is not None]
+    if len(targets) != 1:
+        raise ValueError("name exactly one of job_id, user_id, job_type")
+    if job_id is not None:
+        found = db[names.SCHEDULED_JOBS].update_one(
+            {"job_id": job_id}, {"$set": {"paused": paused, "updated_at": now}}
+        )
+        if found.matched_count == 0:
+            raise JobConflict(f"no job {job_id!r}")
+    else:
+        kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
+        db[names.JOB_CONTROLS].update_one(
+            {"kind": kind, "value": value},
+            {"$set": {"paused": paused, "reason": reason, "updated_at": now}},
+            upsert=True,
+        )
+    db[names.AUDIT_LOG].insert_one(
+        {
+            "user_id": user_id,
+            "action": "jobs_paused" if paused else "jobs_resumed",
+            "resource_type": "scheduled_job",
+            "resource_id": job_id or f"{'user' if user_id else 'job_type'}:{targets[0]}",
+            "details": {"reason": reason},
+            "user_agent": "mmw-api",
+            "timestamp": now,
+        }
+    )
+
+
+def resume(db: Database, **target: str) -> None:
+    pause(db, paused=False, **target)
+
+
+def preview_fires(
+    job: dict[str, Any], n: int, *, now: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """The next ``n`` fires of a recurring job (``mmw jobs next``)."""
+    spec = validate_job(job)
+    if not spec.recurring:
+        raise InvalidJob(f"job {spec.job_id!r} is not recurring")
+    after = (
+        max(_now(now), spec.execute_at - dt.timedelta(microseconds=1))
+        if spec.execute_at
+        else _now(now)
+    )
+    return upcoming_fires(spec.cron, spec.timezone, after, n)
+
+
+def _audit(db: Database, job: dict[str, Any], action: str, now: dt.datetime) -> None:
+    db[names.AUDIT_LOG].insert_one(
+        {
+            "user_id": job.get("user_id"),
+            "action": action,
+            "resource_type": "scheduled_job",
+            "resource_id": job.get("job_id"),
+            "details": {"job_type": job.get("job_type")},
+            "user_agent": "mmw-api",
+            "timestamp": now,
+        }
+    )

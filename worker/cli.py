@@ -1,0 +1,367 @@
+"""``mmw``: the command line of the worker platform (also ``python -m worker``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from worker import api
+from worker.db.client import get_database
+from worker.db.engine import Database
+from worker.logs import configure_logging
+from worker.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+
+
+def _db(settings: Settings) -> Database:
+    return get_database(settings)
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: graceful stop for long-running commands."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        click.echo(f"received {signal.Signals(signum).name}, stopping…", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+@click.group()
+@click.version_option(package_name="marketing-minds-worker")
+def main() -> None:
+    """Marketing Minds worker: MongoDB-scheduled jobs, run once on Dramatiq workers."""
+
+
+# ------------------------------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """Database setup and status."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create every collection index (idempotent: run it on every deploy)."""
+    from worker.db.indexes import ensure_indexes
+
+    settings = _settings()
+    database = _db(settings)
+    created = ensure_indexes(database)
+    click.echo(f"{len(created)} indexes ensured on {database.server_info()['engine']}")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Engine, and jobs by status."""
+    from worker.db.jobs import JobStore
+
+    database = _db(_settings())
+    click.echo(json.dumps(database.server_info()))
+    for status, count in sorted(JobStore(database).count_by_status().items()):
+        click.echo(f"{status:<12} {count}")
+
+
+# ------------------------------------------------------------------------------------- processes
+@main.command()
+@click.option("--once", is_flag=True, help="Run one poll and exit (cron-style use, debugging).")
+def scheduler(once: bool) -> None:
+    """Run the polling scheduler until SIGTERM/SIGINT."""
+    from worker import metrics
+    from worker.broker import build_broker, check_eviction_policy
+    from worker.scheduler import Scheduler
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    broker = build_broker(settings)
+    warning = check_eviction_policy(broker)
+    if warning:
+        click.secho(f"WARNING: {warning}", fg="red", err=True)
+    sched = Scheduler(_db(settings), broker, settings)
+    if once:
+        click.echo(json.dumps(sched.tick().__dict__))
+        return
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    click.echo(
+        f"scheduler {sched.owner}: metrics on http://{settings.metrics_host}:"
+        f"{settings.metrics_port}/metrics",
+        err=True,
+    )
+    sched.run(_stop_event())
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
+@click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
+@click.option("--queues", "-Q", multiple=True, help="Only these queues (repeatable).")
+@click.pass_context
+def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, ...]) -> None:
+    """Run Dramatiq worker processes (extra arguments go to the dramatiq CLI)."""
+    import os
+    import shutil
+    import tempfile
+
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    settings = _settings()
+    # One multiprocess metrics folder per instance (its port), emptied at start: Dramatiq never
+    # clears it, and stale files from dead processes would be served as live values.
+    prom_dir = os.path.join(tempfile.gettempdir(), f"mmw-prometheus-{settings.worker_metrics_port}")
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    os.makedirs(prom_dir)
+    os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
+    args = ["worker.app", "--processes", str(processes), "--threads", str(threads)]
+    if queues:
+        args += ["--queues", *queues]
+    args += ctx.args
+    sys.exit(dramatiq_main(make_argument_parser().parse_args(args)))
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Insert sample one-off and recurring jobs.")
+@click.option("--threads", default=4, show_default=True, help="Worker threads.")
+@click.option("--for", "duration", type=float, default=None, help="Stop after N seconds.")
+def dev(demo: bool, threads: int, duration: float | None) -> None:
+    """Scheduler, worker threads and metrics in one process, on embedded defaults."""
+    from worker.dev import run_dev
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    stop = _stop_event()
+    if duration is not None:
+        threading.Timer(duration, stop.set).start()
+    run_dev(settings, stop, demo=demo, threads=threads)
+
+
+# ------------------------------------------------------------------------------------- jobs
+@main.group()
+def jobs() -> None:
+    """Submit, inspect and operate jobs."""
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value == "now":
+        return dt.datetime.now(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@jobs.command("submit")
+@click.argument("job_type")
+@click.option("--user", "user_id", required=True, help="Owner user_id.")
+@click.option("--payload", default="{}", help="Payload as JSON.")
+@click.option("--at", "execute_at", help="One-off due time, ISO 8601 (default now).")
+@click.option("--cron", help="Recurring: a 5-field cron expression.")
+@click.option("--tz", "timezone", help="IANA time zone of the cron expression.")
+@click.option("--catch-up", type=click.Choice(["once", "skip", "all"]))
+@click.option("--overlap", type=click.Choice(["skip", "buffer", "allow"]))
+@click.option("--max-attempts", type=int)
+@click.option("--idempotency-key")
+def jobs_submit(
+    job_type: str,
+    user_id: str,
+    payload: str,
+    execute_at: str | None,
+    cron: str | None,
+    timezone: str | None,
+    catch_up: Any,
+    overlap: Any,
+    max_attempts: int | None,
+    idempotency_key: str | None,
+) -> None:
+    """Submit a job; prints its job_id."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--payload is not JSON: {exc}") from None
+    try:
+        job = api.submit(
+            _db(_settings()),
+            job_type=job_type,
+            user_id=user_id,
+            payload=body,
+            execute_at=_parse_time(execute_at),
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
+            overlap=overlap,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+    except (api.InvalidJob, api.JobConflict) as exc:
+        raise _fail(exc) from None
+    click.echo(job["job_id"])
+
+
+def _row(job: dict[str, Any]) -> str:
+    due = (job.get("schedule") or {}).get("execute_at")
+    due_text = due.strftime("%Y-%m-%d %H:%M:%S") if isinstance(due, dt.datetime) else str(due)
+    flags = " paused" if job.get("paused") else ""
+    error = f"  {job['error'][:60]}" if job.get("error") else ""
+    return (
+        f"{job.get('job_id', '?'):<38} {job.get('job_type')!s:<20} "
+        f"{job.get('status')!s:<11} {due_text:<19} {job.get('attempts') or 0}"
+        f"/{job.get('max_attempts') or '-'}{flags}{error}"
+    )
+
+
+@jobs.command("list")
+@click.option("--status")
+@click.option("--type", "job_type")
+@click.option("--user", "user_id")
+@click.option("--limit", default=50, show_default=True)
+def jobs_list(status: str | None, job_type: str | None, user_id: str | None, limit: int) -> None:
+    """Jobs, newest due first."""
+    rows = api.list_jobs(
+        _db(_settings()), status=status, job_type=job_type, user_id=user_id, limit=limit
+    )
+    click.echo(f"{'JOB_ID':<38} {'TYPE':<20} {'STATUS':<11} {'DUE (UTC)':<19} ATTEMPTS")
+    for job in rows:
+        click.echo(_row(job))
+    if not rows:
+        click.echo("(no jobs match)")
+
+
+@jobs.command("failed")
+@click.option("--type", "job_type")
+@click.option("--limit", default=50, show_default=True)
+def jobs_failed(job_type: str | None, limit: int) -> None:
+    """Failed jobs with their errors (requeue with `mmw jobs retry`)."""
+    for job in api.list_jobs(_db(_settings()), status="failed", job_type=job_type, limit=limit):
+        click.echo(_row(job))
+
+
+@jobs.command("show")
+@click.argument("job_id")
+def jobs_show(job_id: str) -> None:
+    """One job as JSON, with its run history."""
+    job = api.get(_db(_settings()), job_id)
+    if job is None:
+        raise click.ClickException(f"no job {job_id!r}")
+    job.pop("_id", None)
+    click.echo(json.dumps(job, indent=2, default=str))
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a job that has not started."""
+    try:
+        api.cancel(_db(_settings()), job_id)
+    except api.JobConflict as exc:
+        raise _fail(exc) from None
+    click.echo(f"cancelled {job_id}")
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Requeue every failed job (with --type).")
+@click.option("--type", "job_type")
+def jobs_retry(job_ids: tuple[str, ...], all_failed: bool, job_type: str | None) -> None:
+    """Requeue failed jobs now, with a fresh attempt budget."""
+    database = _db(_settings())
+    targets = list(job_ids)
+    if all_failed:
+        targets += [
+            j["job_id"]
+            for j in api.list_jobs(database, status="failed", job_type=job_type, limit=10_000)
+        ]
+    if not targets:
+        raise click.UsageError("name job ids or use --all-failed")
+    failures = 0
+    for job_id in targets:
+        try:
+            api.retry(database, job_id)
+            click.echo(f"requeued {job_id}")
+        except api.JobConflict as exc:
+            failures += 1
+            click.echo(f"skipped: {exc}", err=True)
+    if failures:
+        sys.exit(1)
+
+
+@jobs.command("next")
+@click.argument("job_id")
+@click.option("-n", "count", default=5, show_default=True)
+def jobs_next(job_id: str, count: int) -> None:
+    """Preview the next fires of a recurring job (UTC and the job's time zone)."""
+    from zoneinfo import ZoneInfo
+
+    job = api.get(_db(_settings()), job_id)
+    if job is None:
+        raise click.ClickException(f"no job {job_id!r}")
+    try:
+        fires = api.preview_fires(job, count)
+    except api.InvalidJob as exc:
+        raise _fail(exc) from None
+    tz = ZoneInfo(job["schedule"].get("timezone") or "UTC")
+    for fire in fires:
+        click.echo(f"{fire.isoformat()}  ({fire.astimezone(tz).isoformat()} {tz.key})")
+
+
+def _target(job_id: str | None, user_id: str | None, job_type: str | None) -> dict[str, str]:
+    named = {
+        k: v
+        for k, v in (("job_id", job_id), ("user_id", user_id), ("job_type", job_type))
+        if v is not None
+    }
+    if len(named) != 1:
+        raise click.UsageError("name exactly one of JOB_ID, --user or --type")
+    return named
+
+
+@jobs.command("pause")
+@click.argument("job_id", required=False)
+@click.option("--user", "user_id")
+@click.option("--type", "job_type")
+@click.option("--reason")
+def jobs_pause(
+    job_id: str | None, user_id: str | None, job_type: str | None, reason: str | None
+) -> None:
+    """Hold a job, a user's jobs or a job type's jobs (running ones finish)."""
+    try:
+        api.pause(_db(_settings()), reason=reason, **_target(job_id, user_id, job_type))
+    except api.JobConflict as exc:
+        raise _fail(exc) from None
+    click.echo("paused")
+
+
+@jobs.command("resume")
+@click.argument("job_id", required=False)
+@click.option("--user", "user_id")
+@click.option("--type", "job_type")
+def jobs_resume(job_id: str | None, user_id: str | None, job_type: str | None) -> None:
+    """Release what `mmw jobs pause` held."""
+    try:
+        api.resume(_db(_settings()), **_target(job_id, user_id, job_type))
+    except api.JobConflict as exc:
+        raise _fail(exc) from None
+    click.echo("resumed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Every index: the schema's initialization script plus what the worker's queries need.
+
+``ensure_indexes`` is idempotent (``create_index`` with the same spec is a no-op), so
+``mmw db init`` can run on every deploy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.db import names
+from worker.db.engine import Database
+
+__all__ = ["INDEXES", "IndexSpec", "ensure_indexes"]
+
+ASC, DESC = 1, -1
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: tuple[tuple[str, int], ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    why: str = "schema"
+
+
+def _ix(collection: str, *keys: tuple[str, int], why: str = "schema", **options: Any) -> IndexSpec:
+    return IndexSpec(collection, tuple(keys), options, why)
+
+
+INDEXES: tuple[IndexSpec, ...] = (
+    # --- the schema's initialization script ----------------------------------------------------
+    _ix(names.USERS, ("user_id", ASC), unique=True),
+    _ix(names.USERS, ("email", ASC), unique=True),
+    _ix(names.CONVERSATIONS, ("conversation_id", ASC), unique=True),
+    _ix(names.CONVERSATIONS, ("user_id", ASC)),
+    _ix(names.CONVERSATIONS, ("updated_at", DESC)),
+    _ix(names.CAMPAIGNS, ("campaign_id", ASC), unique=True),
+    _ix(names.CAMPAIGNS, ("user_id", ASC)),
+    _ix(names.CAMPAIGNS, ("status", ASC)),
+    _ix(names.CAMPAIGNS, ("created_at", DESC)),
+    _ix(names.ZOHO_TOKENS, ("user_id", ASC), unique=True),
+    _ix(names.ZOHO_TOKENS, ("expires_at", ASC)),
+    _ix(names.SOCIAL_ACCOUNTS, ("user_id", ASC), ("platform", ASC)),
+    _ix(names.SOCIAL_ACCOUNTS, ("account_id", ASC)),
+    _ix(names.SOCIAL_POSTS, ("post_id", ASC), unique=True),
+    _ix(names.SOCIAL_POSTS, ("user_id", ASC)),
+    _ix(names.SOCIAL_POSTS, ("campaign_id", ASC)),
+    _ix(names.SOCIAL_POSTS, ("schedule.publish_at", ASC)),
+    _ix(names.SOCIAL_POSTS, ("created_at", DESC)),
+    _ix(names.ZOHO_CRM_RECORDS, ("user_id", ASC), ("module", ASC)),
+    _ix(names.ZOHO_CRM_RECORDS, ("record_id", ASC)),
+    _ix(names.EMAIL_CAMPAIGNS, ("campaign_id", ASC), unique=True),
+    _ix(names.EMAIL_CAMPAIGNS, ("user_id", ASC)),
+    _ix(names.EMAIL_CAMPAIGNS, ("status", ASC)),
+    _ix(names.CONTENT_LIBRARY, ("content_id", ASC), unique=True),
+    _ix(names.CONTENT_LIBRARY, ("user_id", ASC)),
+    _ix(names.CONTENT_LIBRARY, ("type", ASC)),
+    _ix(names.CONTENT_LIBRARY, ("created_at", DESC)),
+    _ix(names.USER_MEMORY, ("user_id", ASC)),
+    _ix(names.USER_MEMORY, ("memory_type", ASC)),
+    _ix(names.USER_MEMORY, ("created_at", DESC)),
+    _ix(names.AGENT_MEMORY, ("agent_name", ASC)),
+    _ix(names.AGENT_MEMORY, ("memory_type", ASC)),
+    _ix(names.GLOBAL_MEMORY, ("memory_type", ASC)),
+    _ix(names.AGENT_EVENTS, ("conversation_id", ASC), ("timestamp", DESC)),
+    _ix(names.AGENT_EVENTS, ("agent_name", ASC)),
+    _ix(names.AGENT_TASKS, ("task_id", ASC), unique=True),
+    _ix(names.AGENT_TASKS, ("campaign_id", ASC)),
+    _ix(names.AGENT_TASKS, ("status", ASC)),
+    _ix(names.APPROVAL_REQUESTS, ("request_id", ASC), unique=True),
+    _ix(names.APPROVAL_REQUESTS, ("user_id", ASC)),
+    _ix(names.APPROVAL_REQUESTS, ("status", ASC)),
+    _ix(names.APPROVAL_REQUESTS, ("created_at", DESC)),
+    _ix(names.ANALYTICS_DATA, ("user_id", ASC), ("date", DESC)),
+    _ix(names.ANALYTICS_DATA, ("campaign_id", ASC)),
+    _ix(names.SETTINGS, ("user_id", ASC), unique=True),
+    _ix(names.WEBHOOKS, ("webhook_id", ASC), unique=True),
+    _ix(names.WEBHOOKS, ("user_id", ASC)),
+    _ix(names.SCHEDULED_JOBS, ("job_id", ASC), unique=True),
+    _ix(names.SCHEDULED_JOBS, ("status", ASC)),
+    _ix(names.SCHEDULED_JOBS, ("schedule.execute_at", ASC)),
+    _ix(names.AUDIT_LOG, ("user_id", ASC)),
+    _ix(names.AUDIT_LOG, ("timestamp", DESC)),
+    # --- added by the worker ---------------------------------------------------------------------
+    _ix(
+        names.SCHEDULED_JOBS,
+        ("status", ASC),
+        ("schedule.execute_at", ASC),
+        why="the claim query: pending jobs in due order",
+    ),
+    _ix(
+        names.SCHEDULED_JOBS,
+        ("status", ASC),
+        ("lease.until", ASC),
+        why="lease recovery: processing jobs whose lease ran out",
+    ),
+    _ix(names.SCHEDULED_JOBS, ("claim_id", ASC), sparse=True, why="reading back a claimed batch"),
+    _ix(
+        names.SCHEDULED_JOBS,
+        ("idempotency_key", ASC),
+        unique=True,
+        sparse=True,
+        why="a retried submit creates one job",
+    ),
+    _ix(
+        names.SCHEDULED_JOBS,
+        ("purge_at", ASC),
+        expireAfterSeconds=0,
+        why="retention: finished one-off jobs leave the hot collection (TTL)",
+    ),
+    _ix(names.JOB_CONTROLS, ("kind", ASC), ("value", ASC), unique=True, why="operator pauses"),
+    _ix(
+        names.AUDIT_LOG,
+        ("resource_type", ASC),
+        ("resource_id", ASC),
+        why="a job's audit trail in `mmw jobs show`",
+    ),
+    _ix(
+        names.ZOHO_CRM_RECORDS,
+        ("user_id", ASC),
+        ("module", ASC),
+        ("record_id", ASC),
+        unique=True,
+        why="CRM sync upserts by (user, module, record)",
+    ),
+)
+
+
+def ensure_indexes(db: Database) -> list[str]:
+    """Create every index (idempotent); returns ``collection.index_name`` for each."""
+    created = []
+    for spec in INDEXES:
+        name = db[spec.collection].create_index(list(spec.keys), **spec.options)
+        created.append(f"{spec.collection}.{name}")
+    return created

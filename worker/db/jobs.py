@@ -1,0 +1,351 @@
+"""Every MongoDB operation on ``scheduled_jobs``, each one conditional and atomic per document.
+
+The decisions (what is due, which fire to run, retry or fail) live in pure modules
+(``worker.schedule``, ``worker.validation``, ``worker.retry``); this module only turns them into
+guarded updates. Two guards make "nothing twice" hold:
+
+* **status**: a claim only takes ``pending`` documents, so racing schedulers split a batch;
+* **epoch** (fencing token): every claim increments it and every later write of that run names it,
+  so a duplicate message, a stale message or a zombie worker after a takeover matches nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from worker.db import names
+from worker.db.engine import Database
+from worker.states import JobStatus
+
+__all__ = ["JobStore", "run_key_for"]
+
+_CLAIM_FIELDS = {"history": 0, "result": 0}
+
+
+def run_key_for(job: dict[str, Any]) -> str:
+    """The run's unique key: job id (the parent's, for spawned runs) + the run's scheduled time.
+
+    It is the Dramatiq message id and the idempotency key of side effects; it stays the same
+    across retries of one run because ``run_at`` is kept until the run ends.
+    """
+    run_at = job.get("run_at") or job["schedule"]["execute_at"]
+    if run_at.tzinfo is None:
+        run_at = run_at.replace(tzinfo=dt.UTC)
+    stamp = run_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{job.get('parent_job_id') or job['job_id']}@{stamp}"
+
+
+class JobStore:
+    """Guarded reads and writes of ``scheduled_jobs``; one instance per process is fine."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.jobs = db[names.SCHEDULED_JOBS]
+
+    # ---------------------------------------------------------------- scheduler side
+    def claim_due(
+        self,
+        now: dt.datetime,
+        *,
+        owner: str,
+        limit: int,
+        queued_lease: dt.timedelta,
+        paused_users: Iterable[str] = (),
+        paused_types: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Atomically move up to ``limit`` due jobs to ``processing``, oldest due first.
+
+        Three operations per batch: read the ids in due order, update those still pending (the
+        status guard splits races between schedulers), read back exactly the ones this claim won
+        (its unique ``claim_id``).
+        """
+        query: dict[str, Any] = {
+            "status": JobStatus.PENDING.value,
+            "schedule.execute_at": {"$lte": now},
+            "paused": {"$ne": True},
+        }
+        users, types = list(paused_users), list(paused_types)
+        if users:
+            query["user_id"] = {"$nin": users}
+        if types:
+            query["job_type"] = {"$nin": types}
+        due = self.jobs.find(query, {"_id": 1}, sort=[("schedule.execute_at", 1)], limit=limit)
+        if not due:
+            return []
+        claim_id = uuid.uuid4().hex
+        self.jobs.update_many(
+            {"_id": {"$in": [d["_id"] for d in due]}, "status": JobStatus.PENDING.value},
+            {
+                "$set": {
+                    "status": JobStatus.PROCESSING.value,
+                    "claim_id": claim_id,
+                    "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
+                    "updated_at": now,
+                },
+                "$inc": {"epoch": 1},
+            },
+        )
+        return self.jobs.find({"claim_id": claim_id}, _CLAIM_FIELDS)
+
+    def find_malformed(self, limit: int) -> list[dict[str, Any]]:
+        """Documents the claim query can never select: no/unknown status, or no due date."""
+        known = [s.value for s in JobStatus]
+        return self.jobs.find(
+            {
+                "$or": [
+                    {"status": {"$exists": False}},
+                    {"status": {"$nin": known}},
+                    {
+                        "status": JobStatus.PENDING.value,
+                        "schedule.execute_at": {"$not": {"$type": "date"}},
+                    },
+                ]
+            },
+            limit=limit,
+        )
+
+    def adopt(self, job: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Complete a hand-written document (status, first due time), guarded by its status."""
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "status": job.get("status")}, {"$set": fields}
+        )
+        return result.modified_count == 1
+
+    def fail_unclaimed(self, job: dict[str, Any], error: str, now: dt.datetime) -> bool:
+        """Fail a malformed document found outside a claim (guarded by its current status)."""
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "status": job.get("status")},
+            {"$set": self._failed_fields(error, now)},
+        )
+        return result.modified_count == 1
+
+    def fail_claimed(self, job: dict[str, Any], error: str, now: dt.datetime) -> bool:
+        """End a claimed run as failed without running it (invalid document, too late)."""
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            {"$set": self._failed_fields(error, now), "$unset": {"lease": "", "claim_id": ""}},
+        )
+        return result.modified_count == 1
+
+    def reschedule_claimed(
+        self,
+        job: dict[str, Any],
+        execute_at: dt.datetime,
+        now: dt.datetime,
+        *,
+        missed: int = 0,
+        error: str | None = None,
+    ) -> bool:
+        """Put a claimed recurring job back to ``pending`` at ``execute_at`` without running."""
+        update: dict[str, Any] = {
+            "$set": {
+                "status": JobStatus.PENDING.value,
+                "schedule.execute_at": execute_at,
+                "updated_at": now,
+                "attempts": 0,
+            },
+            "$unset": {"lease": "", "claim_id": "", "run_at": ""},
+            "$inc": {"missed_runs": missed},
+        }
+        if error is not None:
+            update["$set"]["error"] = error
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            update,
+        )
+        return result.modified_count == 1
+
+    def set_run_at(self, job: dict[str, Any], run_at: dt.datetime, missed: int) -> bool:
+        """Record which fire a claimed recurring job runs (catch-up chose another than due)."""
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            {"$set": {"run_at": run_at}, "$inc": {"missed_runs": missed}},
+        )
+        return result.modified_count == 1
+
+    def spawn_run(self, parent: dict[str, Any], run_at: dt.datetime, now: dt.datetime) -> bool:
+        """Insert one run of a recurring job as its own one-off job (overlap policy "allow").
+
+        Its ``job_id`` is the run key, so a second scheduler spawning the same fire fails on the
+        unique index instead of creating a second run.
+        """
+        from pymongo.errors import DuplicateKeyError
+
+        child = {
+            "job_id": "",
+            "parent_job_id": parent["job_id"],
+            "user_id": parent["user_id"],
+            "job_type": parent["job_type"],
+            "payload": parent.get("payload") or {},
+            "schedule": {"execute_at": run_at, "recurring": False},
+            "run_at": run_at,
+            "status": JobStatus.PENDING.value,
+            "attempts": 0,
+            "max_attempts": parent.get("max_attempts"),
+            "created_at": now,
+            "epoch": 0,
+        }
+        child["job_id"] = run_key_for(child)
+        try:
+            self.jobs.insert_one(child)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def release_claimed(self, jobs: list[dict[str, Any]], now: dt.datetime) -> int:
+        """Give claimed jobs back (the broker refused the batch); they are claimed again later."""
+        result = 0
+        for job in jobs:
+            result += self.jobs.update_one(
+                {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+                {
+                    "$set": {"status": JobStatus.PENDING.value, "updated_at": now},
+                    "$unset": {"lease": "", "claim_id": ""},
+                },
+            ).modified_count
+        return result
+
+    def expired_leases(self, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        """Jobs in ``processing`` whose lease ran out: a crashed worker or a lost message."""
+        return self.jobs.find(
+            {"status": JobStatus.PROCESSING.value, "lease.until": {"$lt": now}},
+            _CLAIM_FIELDS,
+            sort=[("lease.until", 1)],
+            limit=limit,
+        )
+
+    def reclaim(
+        self, job: dict[str, Any], now: dt.datetime, *, owner: str, queued_lease: dt.timedelta
+    ) -> dict[str, Any] | None:
+        """Take over an expired run: new epoch, fresh lease. None if someone else did first."""
+        return self.jobs.find_one_and_update(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            {
+                "$set": {
+                    "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
+                    "updated_at": now,
+                },
+                "$inc": {"epoch": 1},
+                "$unset": {"claim_id": ""},
+            },
+            projection=_CLAIM_FIELDS,
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def extend_queued(self, job: dict[str, Any], until: dt.datetime) -> bool:
+        """The message is still in the broker's queue: keep waiting for a worker."""
+        result = self.jobs.update_one(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            {"$set": {"lease.until": until}},
+        )
+        return result.modified_count == 1
+
+    def purge_finished(self, now: dt.datetime) -> int:
+        """The retention policy on the embedded engine (a TTL index does it on MongoDB)."""
+        return self.jobs.delete_many({"purge_at": {"$lt": now}}).deleted_count
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+        return {str(r["_id"]): r["n"] for r in rows}
+
+    def count_due(self, now: dt.datetime) -> int:
+        return self.jobs.count_documents(
+            {"status": JobStatus.PENDING.value, "schedule.execute_at": {"$lte": now}}
+        )
+
+    # ---------------------------------------------------------------- worker side
+    def start(
+        self, job_id: str, epoch: int, *, worker: str, now: dt.datetime, lease: dt.timedelta
+    ) -> dict[str, Any] | None:
+        """The fenced start transition; None means duplicate, stale or cancelled: do nothing."""
+        return self.jobs.find_one_and_update(
+            {
+                "job_id": job_id,
+                "epoch": epoch,
+                "status": JobStatus.PROCESSING.value,
+                "lease.started_at": None,
+            },
+            {
+                "$set": {
+                    "lease.started_at": now,
+                    "lease.worker": worker,
+                    "lease.until": now + lease,
+                    "started_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            projection={"history": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def heartbeat(self, job_id: str, epoch: int, until: dt.datetime) -> bool:
+        """Extend a running job's lease; False means this worker no longer owns it."""
+        result = self.jobs.update_one(
+            {"job_id": job_id, "epoch": epoch, "status": JobStatus.PROCESSING.value},
+            {"$set": {"lease.until": until}},
+        )
+        return result.matched_count == 1
+
+    def finish(
+        self,
+        job: dict[str, Any],
+        *,
+        status: JobStatus,
+        now: dt.datetime,
+        run: dict[str, Any],
+        history_limit: int,
+        result: Any = None,
+        error: str | None = None,
+        next_due: dt.datetime | None = None,
+        keep_run: bool = False,
+        missed: int = 0,
+        purge_at: dt.datetime | None = None,
+    ) -> bool:
+        """Record the end of an attempt, fenced by the run's epoch.
+
+        ``status`` is the job's next status: completed/failed end a one-off job; pending with
+        ``next_due`` either retries this run (``keep_run``: same run key) or, for a recurring
+        job, waits for its next fire.
+        """
+        fields: dict[str, Any] = {"status": status.value, "updated_at": now, "finished_at": now}
+        unset: dict[str, str] = {"lease": "", "claim_id": ""}
+        if result is not None:
+            fields["result"] = result
+            fields["executed_at"] = now
+        fields["error"] = error
+        if next_due is not None:
+            fields["schedule.execute_at"] = next_due
+        if keep_run:
+            fields["run_at"] = job.get("run_at") or job["schedule"]["execute_at"]
+        else:
+            unset["run_at"] = ""
+            if status == JobStatus.PENDING:
+                fields["attempts"] = 0
+        if purge_at is not None:
+            fields["purge_at"] = purge_at
+        update: dict[str, Any] = {
+            "$set": fields,
+            "$unset": unset,
+            "$push": {"history": {"$each": [run], "$slice": -history_limit}},
+        }
+        if missed:
+            update["$inc"] = {"missed_runs": missed}
+        outcome = self.jobs.update_one(
+            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+            update,
+        )
+        return outcome.modified_count == 1
+
+    @staticmethod
+    def _failed_fields(error: str, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "status": JobStatus.FAILED.value,
+            "error": error,
+            "finished_at": now,
+            "updated_at": now,
+        }

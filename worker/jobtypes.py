@@ -1,0 +1,154 @@
+"""The job type registry: what each ``job_type`` accepts and how it runs.
+
+A :class:`JobType` names its payload model (validated at submit time and again when the scheduler
+first sees a hand-written document), its Dramatiq queue (one per job family, so that slow LLM calls
+never starve a post that is due), its attempt budget, time limit and optional maximum lateness.
+Actors are bound to job types by name in ``worker.actors``; this module imports no actor, so the
+submission API and the scheduler stay light.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "JOB_TYPES",
+    "JobType",
+    "Payload",
+    "get_job_type",
+    "register_job_type",
+]
+
+
+class Payload(BaseModel):
+    """Base of every payload model: unknown keys are errors, so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoopPayload(Payload):
+    """A job that does nothing: canaries, benchmarks, smoke tests."""
+
+    sleep_seconds: float = Field(default=0.0, ge=0, le=3600)
+
+
+class SyncAnalyticsPayload(Payload):
+    """Roll up one UTC day (default: yesterday and today) into ``analytics_data``."""
+
+    date: dt.date | None = None
+    days: int = Field(default=2, ge=1, le=90)
+    campaign_id: str | None = None
+
+
+class PostSocialPayload(Payload):
+    post_id: str
+
+
+class SyncSocialMetricsPayload(Payload):
+    days: int = Field(default=7, ge=1, le=90)
+
+
+class SendEmailPayload(Payload):
+    campaign_id: str
+
+
+class SyncEmailReportsPayload(Payload):
+    campaign_id: str | None = None
+
+
+class ZohoSyncPayload(Payload):
+    modules: list[str] = Field(
+        default_factory=lambda: ["Contacts", "Leads", "Deals", "Accounts", "Campaigns"]
+    )
+    full: bool = False
+
+
+class RefreshZohoTokensPayload(Payload):
+    margin_seconds: int = Field(default=900, ge=60)
+
+
+class DeliverWebhookPayload(Payload):
+    webhook_id: str
+    event: str
+    event_id: str
+    data: dict = Field(default_factory=dict)
+
+
+class RunCampaignPayload(Payload):
+    campaign_id: str
+
+
+class AgentTaskPayload(Payload):
+    campaign_id: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class JobType:
+    """How one ``job_type`` is validated and run."""
+
+    name: str
+    payload: type[Payload]
+    queue: str
+    max_attempts: int = 5
+    time_limit_seconds: float = 300.0
+    #: A one-off job later than this after its due time fails instead of running (None: never).
+    max_lateness_seconds: float | None = None
+
+
+JOB_TYPES: dict[str, JobType] = {
+    t.name: t
+    for t in (
+        JobType("noop", NoopPayload, "default", max_attempts=3, time_limit_seconds=3600),
+        JobType("sync_analytics", SyncAnalyticsPayload, "analytics", time_limit_seconds=600),
+        JobType(
+            "post_social",
+            PostSocialPayload,
+            "social",
+            max_attempts=6,
+            time_limit_seconds=180,
+            max_lateness_seconds=3600,
+        ),
+        JobType("sync_social_metrics", SyncSocialMetricsPayload, "social", time_limit_seconds=600),
+        JobType(
+            "send_email",
+            SendEmailPayload,
+            "email",
+            max_attempts=6,
+            time_limit_seconds=180,
+            max_lateness_seconds=3600,
+        ),
+        JobType("sync_email_reports", SyncEmailReportsPayload, "email", time_limit_seconds=600),
+        JobType("zoho_sync", ZohoSyncPayload, "zoho", max_attempts=8, time_limit_seconds=1800),
+        JobType("refresh_zoho_tokens", RefreshZohoTokensPayload, "zoho", time_limit_seconds=300),
+        JobType(
+            "deliver_webhook",
+            DeliverWebhookPayload,
+            "webhooks",
+            max_attempts=8,
+            time_limit_seconds=60,
+        ),
+        JobType(
+            "run_campaign", RunCampaignPayload, "agents", max_attempts=3, time_limit_seconds=900
+        ),
+        JobType("agent_task", AgentTaskPayload, "agents", max_attempts=3, time_limit_seconds=900),
+    )
+}
+
+
+def get_job_type(name: str) -> JobType | None:
+    return JOB_TYPES.get(name)
+
+
+def register_job_type(job_type: JobType) -> JobType:
+    """Add or replace a job type (plugins and tests); returns it for chaining."""
+    JOB_TYPES[job_type.name] = job_type
+    return job_type
+
+
+def with_queue(job_type: JobType, queue: str) -> JobType:
+    """The same job type on another queue (per-type queue overrides from settings)."""
+    return replace(job_type, queue=queue)

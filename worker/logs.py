@@ -1,0 +1,14 @@
+"""Logging setup shared by the CLI commands and the worker entry."""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s",
+    )

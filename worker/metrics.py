@@ -1,0 +1,116 @@
+"""Prometheus metrics of the scheduler and the workers (names used by ``ops/``).
+
+Worker processes started by the ``dramatiq`` CLI share one multiprocess directory (set by
+``worker.app`` before ``prometheus_client`` is imported), so these metrics and Dramatiq's own are
+served together by Dramatiq's exposition server. ``mmw scheduler`` and ``mmw dev`` serve the
+default registry with :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+from worker.db.engine import operations
+
+__all__ = ["serve"]
+
+_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+_DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+JOBS_CLAIMED = Counter("mmw_jobs_claimed_total", "Jobs claimed by a scheduler.", ["job_type"])
+JOBS_DISPATCHED = Counter(
+    "mmw_jobs_dispatched_total", "Messages sent to the broker.", ["job_type", "queue"]
+)
+JOBS_STARTED = Counter("mmw_jobs_started_total", "Runs started by a worker.", ["job_type"])
+JOBS_COMPLETED = Counter("mmw_jobs_completed_total", "Runs completed.", ["job_type"])
+JOBS_FAILED = Counter(
+    "mmw_jobs_failed_total",
+    "Jobs ended as failed (reason: error, invalid, too_late, worker_lost).",
+    ["job_type", "reason"],
+)
+JOBS_RETRIED = Counter("mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"])
+JOBS_RECOVERED = Counter(
+    "mmw_jobs_recovered_total",
+    "Runs dispatched again after their lease expired (reason: worker_lost, message_lost).",
+    ["job_type", "reason"],
+)
+LEASE_EXPIRATIONS = Counter(
+    "mmw_lease_expirations_total", "Leases found expired by a scheduler.", ["job_type"]
+)
+DUPLICATES_PREVENTED = Counter(
+    "mmw_duplicates_prevented_total",
+    "Messages that found their run already started, finished or taken over, and did nothing.",
+    ["job_type"],
+)
+MISSED_RUNS = Counter(
+    "mmw_missed_runs_total",
+    "Fires of recurring jobs not run (reason: catch_up, overlap), and late one-offs (too_late).",
+    ["job_type", "reason"],
+)
+SCHEDULE_LAG = Histogram(
+    "mmw_schedule_lag_seconds",
+    "From a run's due time to its start on a worker.",
+    ["job_type"],
+    buckets=_LAG_BUCKETS,
+)
+JOB_DURATION = Histogram(
+    "mmw_job_duration_seconds",
+    "Run time of a job on a worker.",
+    ["job_type", "outcome"],
+    buckets=_DURATION_BUCKETS,
+)
+JOBS_IN_PROGRESS = Gauge(
+    "mmw_jobs_in_progress",
+    "Runs executing on workers now.",
+    ["job_type"],
+    multiprocess_mode="livesum",
+)
+JOBS_BY_STATUS = Gauge(
+    "mmw_jobs_by_status",
+    "scheduled_jobs documents by status.",
+    ["status"],
+    multiprocess_mode="max",
+)
+DUE_NOT_DISPATCHED = Gauge(
+    "mmw_jobs_due_not_dispatched",
+    "Pending jobs whose due time has passed (measured after each poll's claim).",
+    multiprocess_mode="max",
+)
+POLL_DURATION = Histogram(
+    "mmw_poll_duration_seconds",
+    "One scheduler poll: claim, validate, dispatch, recover.",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LAST_POLL = Gauge(
+    "mmw_scheduler_last_poll_timestamp_seconds",
+    "Unix time of the last completed poll (no live scheduler when it stops moving).",
+    multiprocess_mode="max",
+)
+MONGO_OPERATIONS = Counter(
+    "mmw_mongo_operations_total",
+    "MongoDB operations (round trips) by collection and operation.",
+    ["collection", "operation"],
+)
+
+operations.listeners.append(lambda coll, op: MONGO_OPERATIONS.labels(coll, op).inc())
+
+
+def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> None:
+    """Serve /metrics on ``host:port`` from a daemon thread (multiprocess-aware if configured)."""
+    if registry is None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    if registry is None:
+        start_http_server(port, addr=host)
+    else:
+        start_http_server(port, addr=host, registry=registry)
