@@ -86,6 +86,26 @@ class Settings(BaseSettings):
     x_base_url: str = Field(default="https://api.x.com", description="X API v2.")
     linkedin_base_url: str = Field(default="https://api.linkedin.com", description="LinkedIn.")
     linkedin_version: str = Field(default="202411", description="LinkedIn-Version header.")
+    social_post_limits: dict[str, tuple[int, float]] = Field(
+        default={
+            "instagram": (50, 86_400),
+            "twitter": (100, 900),
+            "facebook": (100, 3_600),
+            "linkedin": (150, 86_400),
+        },
+        description="Posts per window (seconds) per account and platform, shared by all workers "
+        '(JSON, e.g. {"instagram": [50, 86400]}).',
+    )
+    social_limits_redis_url: str | None = Field(
+        default=None, description="Redis of the publish limiter; unset: the broker's Redis."
+    )
+    social_reconcile_grace_seconds: float = Field(
+        default=60.0,
+        description="A post not found this long after an unknown-outcome attempt counts as absent.",
+    )
+    social_reconcile_max_lookups: int = Field(
+        default=3, description="Failed lookups of one unknown outcome before it needs review."
+    )
     instagram_poll_interval: float = Field(
         default=5.0, description="Seconds between Instagram container status polls."
     )

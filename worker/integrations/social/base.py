@@ -216,6 +216,10 @@ class SocialClient(ABC):
     def fetch_metrics(self, account: SocialAccount, platform_post_id: str) -> dict[str, int]:
         """The post's metrics, keyed by names from :data:`METRIC_KEYS`."""
 
+    def published_text(self, content: PostContent) -> str:
+        """The text this client posts for ``content``: what a reconciliation looks for."""
+        return content.text()
+
     def classify(self, response: httpx2.Response, *, effect: bool) -> JobError | None:
         """The platform's reading of an error response; None falls back to the status code."""
         return None

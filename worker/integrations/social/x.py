@@ -33,7 +33,7 @@ class XClient(SocialClient):
     def publish(self, content: PostContent, account: SocialAccount) -> PublishResult:
         if content.images or content.videos:
             raise PermanentFailure("twitter: media upload is not supported")
-        text = " ".join(filter(None, [content.text(), content.link or ""]))
+        text = self.published_text(content)
         if not text:
             raise PermanentFailure("twitter: empty post")
         if len(text) > MAX_TEXT:
@@ -45,6 +45,10 @@ class XClient(SocialClient):
         if not post_id:
             raise PermanentFailure("twitter: accepted without a post id")
         return PublishResult(str(post_id), f"https://x.com/i/web/status/{post_id}")
+
+    def published_text(self, content: PostContent) -> str:
+        """X has no link field: the link goes at the end of the text."""
+        return " ".join(filter(None, [content.text(), content.link or ""]))
 
     def classify(self, response: httpx2.Response, *, effect: bool) -> JobError | None:
         body = json_body(response)
