@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,10 +64,21 @@ def db_location(tmp_path: Path) -> dict[str, str]:
     return {"folder": str(tmp_path / "mongo")}
 
 
+@pytest.fixture(scope="session")
+def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded database with every index, built once and copied per test (fast setup)."""
+    folder = tmp_path_factory.mktemp("template") / "mongo"
+    ensure_indexes(open_embedded(str(folder), "mmw_test"))
+    return folder
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def db(tmp_path: Path, embedded_template: Path) -> Iterator[Database]:
+    if not MONGODB_TEST_URL:
+        shutil.copytree(embedded_template, tmp_path / "mongo")
     database, _ = make_db(tmp_path / "mongo")
-    ensure_indexes(database)
+    if MONGODB_TEST_URL:
+        ensure_indexes(database)
     yield database
     if MONGODB_TEST_URL:
         database.drop()

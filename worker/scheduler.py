@@ -59,6 +59,7 @@ class TickReport:
     too_late: int = 0
     skipped: int = 0
     spawned: int = 0
+    adopted: int = 0
     recovered: int = 0
     extended: int = 0
     released: int = 0
@@ -123,7 +124,7 @@ class Scheduler:
                 outgoing.append(dispatch)
         self._send(outgoing, claimed, now, report, action="job_dispatched")
         self._recover(now, report)
-        self._housekeeping(now)
+        self._housekeeping(now, report)
         self.audit.flush()
         metrics.POLL_DURATION.observe(time.perf_counter() - started)
         metrics.LAST_POLL.set(time.time())
@@ -380,11 +381,11 @@ class Scheduler:
         )
 
     # ---------------------------------------------------------------- housekeeping
-    def _housekeeping(self, now: dt.datetime) -> None:
+    def _housekeeping(self, now: dt.datetime, report: TickReport) -> None:
         mono = time.monotonic()
         if mono - self._last_intake >= self.settings.intake_interval:
             self._last_intake = mono
-            self.intake(now)
+            self.intake(now, report)
         if mono - self._last_purge >= 60:
             self._last_purge = mono
             self.store.purge_finished(now)
@@ -392,13 +393,12 @@ class Scheduler:
             self._last_stats = mono
             self.refresh_gauges(now)
 
-    def intake(self, now: dt.datetime) -> int:
+    def intake(self, now: dt.datetime, report: TickReport) -> None:
         """Check documents the claim query cannot see (written by hand without status/due time).
 
         Valid ones are adopted (a recurring job gets its first fire), the rest fail with the
         reason; either way they are handled the first time the scheduler sees them.
         """
-        handled = 0
         for job in self.store.find_malformed(self.settings.claim_batch_size):
             try:
                 fields = self._adoption(job, now)
@@ -406,12 +406,11 @@ class Scheduler:
                 if self.store.fail_unclaimed(job, str(exc), now):
                     metrics.JOBS_FAILED.labels(str(job.get("job_type")), "invalid").inc()
                     self.audit.job_event(job, "job_failed", now, error=str(exc), reason="invalid")
-                    handled += 1
+                    report.invalid += 1
                 continue
             if self.store.adopt(job, fields):
                 self.audit.job_event(job, "job_adopted", now)
-                handled += 1
-        return handled
+                report.adopted += 1
 
     def _adoption(self, job: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         """The fields that make a hand-written document claimable; InvalidJob if it cannot be."""

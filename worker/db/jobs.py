@@ -90,7 +90,9 @@ class JobStore:
                 "$inc": {"epoch": 1},
             },
         )
-        return self.jobs.find({"claim_id": claim_id}, _CLAIM_FIELDS)
+        return self.jobs.find(
+            {"claim_id": claim_id}, _CLAIM_FIELDS, sort=[("schedule.execute_at", 1)]
+        )
 
     def find_malformed(self, limit: int) -> list[dict[str, Any]]:
         """Documents the claim query can never select: no/unknown status, or no due date."""
@@ -104,6 +106,8 @@ class JobStore:
                         "status": JobStatus.PENDING.value,
                         "schedule.execute_at": {"$not": {"$type": "date"}},
                     },
+                    # the same for a non-object `schedule` (spelled out for the embedded engine)
+                    {"status": JobStatus.PENDING.value, "schedule.execute_at": {"$exists": False}},
                 ]
             },
             limit=limit,

@@ -1,0 +1,275 @@
+"""The scheduler's poll on a real Redis broker, time driven by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.helpers import job_doc
+from worker.api import pause, resume
+from worker.broker import Dispatch, message_exists
+from worker.db.jobs import run_key_for
+from worker.scheduler import Scheduler
+
+
+@pytest.fixture
+def scheduler(db, redis_broker, settings, clock):
+    return Scheduler(db, redis_broker, settings, clock=clock, owner="s1")
+
+
+def queued(broker, queue="default") -> list[str]:
+    """Job ids of the messages waiting in a Redis queue, in order."""
+    import json
+
+    ids = broker.client.lrange(f"{broker.namespace}:{queue}", 0, -1)
+    raw = broker.client.hmget(f"{broker.namespace}:{queue}.msgs", ids) if ids else []
+    return [json.loads(r)["args"][0] for r in raw]
+
+
+def insert(db, clock, n=1, **fields):
+    docs = [job_doc(at=clock.now - dt.timedelta(seconds=i), **fields) for i in range(n)]
+    db.scheduled_jobs.insert_many(docs)
+    return docs
+
+
+def status(db, doc):
+    return db.scheduled_jobs.find_one({"job_id": doc["job_id"]})
+
+
+def test_claims_due_jobs_oldest_first_in_batches(db, scheduler, redis_broker, clock, settings):
+    settings.claim_batch_size = 3
+    docs = insert(db, clock, n=5)
+    future = insert(db, clock, schedule={"execute_at": clock.now + dt.timedelta(minutes=5)})
+    report = scheduler.tick()
+    assert (report.claimed, report.dispatched) == (3, 3)
+    oldest_first = [d["job_id"] for d in sorted(docs, key=lambda d: d["schedule"]["execute_at"])]
+    assert queued(redis_broker) == oldest_first[:3]
+    assert scheduler.tick().claimed == 2
+    assert scheduler.tick().claimed == 0
+    assert status(db, future[0])["status"] == "pending"
+    job = status(db, docs[0])
+    assert job["status"] == "processing" and job["epoch"] == 1 and job["lease"]["owner"] == "s1"
+
+
+def test_second_replica_gets_nothing_twice(db, redis_broker, settings, clock):
+    insert(db, clock, n=10)
+    a = Scheduler(db, redis_broker, settings, clock=clock, owner="a")
+    b = Scheduler(db, redis_broker, settings, clock=clock, owner="b")
+    assert a.tick().claimed + b.tick().claimed == 10
+    assert len(set(queued(redis_broker))) == 10 == len(queued(redis_broker))
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"job_type": "post_to_myspace"}, "unknown job_type 'post_to_myspace'"),
+        ({"user_id": None}, "field 'user_id' must be a non-empty string, got missing"),
+        ({"user_id": 42}, "field 'user_id' must be a non-empty string, got int 42"),
+        ({"payload": "hello"}, "field 'payload' must be an object, got str"),
+        ({"job_type": "post_social", "payload": {}}, "payload.post_id: Field required"),
+        ({"payload": {"sleep_secs": 1}}, "payload.sleep_secs: Extra inputs are not permitted"),
+        ({"max_attempts": "three"}, "field 'max_attempts' must be a whole number >= 1"),
+        ({"schedule": "tomorrow"}, "field 'schedule' must be an object"),
+        (
+            {"schedule": {"execute_at": None, "cron_expression": "61 * * * *"}},
+            "invalid cron expression '61 * * * *'",
+        ),
+        (
+            {
+                "schedule": {
+                    "execute_at": None,
+                    "cron_expression": "0 9 * * *",
+                    "timezone": "Mars/Base",
+                }
+            },
+            "unknown time zone 'Mars/Base'",
+        ),
+        ({"payload": {"blob": "x" * 1_048_576}}, "payload is 1,048,"),
+    ],
+)
+def test_bad_documents_fail_with_a_readable_error(db, scheduler, clock, fields, error):
+    healthy = insert(db, clock, n=3)
+    bad = job_doc(at=clock.now - dt.timedelta(hours=1), **fields)
+    if isinstance(bad.get("schedule"), dict) and bad["schedule"].get("execute_at") is None:
+        bad["schedule"]["execute_at"] = clock.now - dt.timedelta(hours=1)
+    db.scheduled_jobs.insert_one(bad)
+    report = scheduler.tick()
+    assert report.invalid == 1 and report.dispatched == 3
+    failed = status(db, bad)
+    assert failed["status"] == "failed"
+    assert error in failed["error"]
+    assert all(status(db, d)["status"] == "processing" for d in healthy)
+
+
+def test_hand_written_documents_without_status_or_due_time(db, scheduler, clock):
+    no_status = job_doc(at=clock.now)
+    del no_status["status"]
+    no_due = job_doc(at=clock.now)
+    no_due["schedule"] = {"recurring": False}
+    recurring = job_doc(at=clock.now)
+    recurring["schedule"] = {"cron_expression": "*/5 * * * *"}
+    weird_status = job_doc(at=clock.now, status="PENDING")
+    db.scheduled_jobs.insert_many([no_status, no_due, recurring, weird_status])
+    report = scheduler.tick()
+    assert status(db, no_due)["status"] == "failed"
+    assert "schedule.execute_at" in status(db, no_due)["error"]
+    assert status(db, weird_status)["status"] == "failed"
+    assert "'PENDING' cannot be scheduled" in status(db, weird_status)["error"]
+    adopted = status(db, recurring)
+    assert adopted["status"] == "pending"
+    assert adopted["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=5)
+    assert adopted["schedule"]["timezone"] == "UTC"
+    assert status(db, no_status)["status"] == "pending"
+    assert report.dispatched == 0
+    assert scheduler.tick().dispatched == 1  # the adopted one-off runs on the next poll
+
+
+def test_recurring_job_without_timezone_uses_the_users(db, scheduler, clock):
+    db.users.insert_one({"user_id": "user_1", "preferences": {"timezone": "America/New_York"}})
+    job = job_doc(at=clock.now)
+    job["schedule"] = {"cron_expression": "0 9 * * *"}
+    db.scheduled_jobs.insert_one(job)
+    scheduler.tick()
+    adopted = status(db, job)
+    assert adopted["schedule"]["timezone"] == "America/New_York"
+    assert adopted["schedule"]["execute_at"] == dt.datetime(2026, 11, 25, 14, 0, tzinfo=dt.UTC)
+
+
+def test_late_one_off_fails_instead_of_running(db, scheduler, clock):
+    late = job_doc("post_social", at=clock.now - dt.timedelta(hours=6), payload={"post_id": "p1"})
+    allowed = job_doc(
+        "post_social",
+        at=clock.now - dt.timedelta(hours=6),
+        payload={"post_id": "p2"},
+        schedule={"execute_at": clock.now - dt.timedelta(hours=6), "max_lateness_seconds": 86400},
+    )
+    db.scheduled_jobs.insert_many([late, allowed])
+    report = scheduler.tick()
+    assert (report.too_late, report.dispatched) == (1, 1)
+    assert status(db, late)["error"].startswith("too late: due at 2026-11-25T06:00:00+00:00")
+    assert status(db, allowed)["status"] == "processing"
+
+
+def test_missed_fires_after_downtime_run_once_by_default(db, scheduler, clock):
+    job = job_doc(
+        at=clock.now,
+        schedule={
+            "execute_at": clock.now - dt.timedelta(hours=5),
+            "cron_expression": "0 * * * *",
+            "recurring": True,
+        },
+    )
+    db.scheduled_jobs.insert_one(job)
+    assert scheduler.tick().dispatched == 1
+    claimed = status(db, job)
+    assert claimed["run_at"] == clock.now  # the latest missed fire (12:00), once
+    assert claimed["missed_runs"] == 5
+
+
+def test_skip_policy_runs_nothing_and_waits_for_next_fire(db, scheduler, clock):
+    job = job_doc(
+        at=clock.now,
+        schedule={
+            "execute_at": clock.now - dt.timedelta(hours=2),
+            "cron_expression": "30 * * * *",
+            "catch_up": "skip",
+        },
+    )
+    db.scheduled_jobs.insert_one(job)
+    report = scheduler.tick()
+    assert (report.skipped, report.dispatched) == (1, 0)
+    waiting = status(db, job)
+    assert waiting["status"] == "pending"
+    assert waiting["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=30)
+
+
+def test_overlap_allow_spawns_one_run_per_fire(db, scheduler, clock, redis_broker):
+    job = job_doc(
+        at=clock.now,
+        schedule={"execute_at": clock.now, "cron_expression": "*/10 * * * *", "overlap": "allow"},
+    )
+    db.scheduled_jobs.insert_one(job)
+    assert scheduler.tick().spawned == 1
+    parent = status(db, job)
+    assert parent["status"] == "pending"
+    assert parent["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=10)
+    child = db.scheduled_jobs.find_one({"parent_job_id": job["job_id"]})
+    assert child["job_id"] == f"{job['job_id']}@2026-11-25T12:00:00.000Z"
+    assert scheduler.tick().dispatched == 1
+    assert queued(redis_broker) == [child["job_id"]]
+
+
+def test_paused_jobs_users_and_types_are_not_claimed(db, scheduler, clock):
+    a, _ = insert(db, clock, n=2)
+    other_user = insert(db, clock, user_id="user_2")[0]
+    pause(db, job_id=a["job_id"])
+    pause(db, user_id="user_2")
+    assert scheduler.tick().claimed == 1  # only b
+    pause(db, job_type="noop")
+    resume(db, user_id="user_2")
+    assert scheduler.tick().claimed == 0
+    resume(db, job_type="noop")
+    assert scheduler.tick().claimed == 1  # other_user
+    assert status(db, other_user)["status"] == "processing"
+    resume(db, job_id=a["job_id"])
+    assert scheduler.tick().claimed == 1
+
+
+def test_lost_message_is_sent_again_but_a_queued_one_waits(
+    db, scheduler, redis_broker, clock, settings
+):
+    lost, waiting = insert(db, clock, n=2)
+    assert scheduler.tick().dispatched == 2
+    lost_job = status(db, lost)
+    item = Dispatch("noop", "default", lost["job_id"], run_key_for(lost_job), lost_job["epoch"])
+    assert message_exists(redis_broker, [item]) == [True]
+    redis_broker.client.hdel(f"{redis_broker.namespace}:default.msgs", item.redis_id)  # lost
+    clock.advance(seconds=settings.queued_lease_seconds + 1)
+    report = scheduler.tick()
+    assert (report.recovered, report.extended) == (1, 1)
+    assert status(db, lost)["epoch"] == 2
+    assert status(db, waiting)["epoch"] == 1
+
+
+def test_run_lost_with_its_worker_is_retried_then_failed(db, scheduler, clock, settings):
+    from worker.db.jobs import JobStore
+
+    doc = insert(db, clock, max_attempts=2)[0]
+    store = JobStore(db)
+    lease = dt.timedelta(seconds=settings.lease_seconds)
+    for _ in range(2):
+        scheduler.tick()
+        job = status(db, doc)
+        assert store.start(doc["job_id"], job["epoch"], worker="w", now=clock.now, lease=lease)
+        clock.advance(seconds=settings.lease_seconds + 1)  # the worker died: no heartbeat
+    report = scheduler.tick()
+    job = status(db, doc)
+    assert job["status"] == "failed"
+    assert "worker lost during the run (lease expired) after 2 attempts" in job["error"]
+    assert report.recovered == 0
+
+
+def test_broker_down_releases_the_batch(db, settings, clock):
+    import redis as redis_lib
+    from dramatiq.brokers.redis import RedisBroker
+
+    from worker.broker import broker_middleware
+
+    dead = RedisBroker(
+        client=redis_lib.Redis(port=1, socket_connect_timeout=0.2), middleware=broker_middleware()
+    )
+    docs = insert(db, clock, n=3)
+    report = Scheduler(db, dead, settings, clock=clock).tick()
+    assert (report.dispatched, report.released) == (0, 3)
+    assert all(status(db, d)["status"] == "pending" for d in docs)
+
+
+def test_retention_purges_finished_one_offs(db, scheduler, clock):
+    # Real time: MongoDB's TTL monitor (and the embedded engine's) also purges by the wall clock.
+    now = dt.datetime.now(dt.UTC)
+    old = job_doc(at=now, status="completed", purge_at=now + dt.timedelta(hours=1))
+    fresh = job_doc(at=now, status="completed", purge_at=now + dt.timedelta(days=1))
+    db.scheduled_jobs.insert_many([old, fresh])
+    assert scheduler.store.purge_finished(now + dt.timedelta(hours=2)) == 1
+    assert status(db, old) is None and status(db, fresh) is not None
