@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -249,7 +250,7 @@ def test_timeout_after_effect_is_unknown_and_reconciles(sandbox, settings, platf
     assert social.find_recent(acct, TEXT_CONTENT.text(), since) == post.post_id
 
 
-def test_timeout_before_effect_is_unknown_and_lookup_finds_nothing(sandbox, settings):
+def test_slow_answer_is_unknown_and_the_post_appears_later(sandbox, settings):
     acct = account(sandbox, "twitter")
     social = client(settings, "twitter")
     since = datetime.now(UTC) - timedelta(seconds=1)
@@ -257,8 +258,23 @@ def test_timeout_before_effect_is_unknown_and_lookup_finds_nothing(sandbox, sett
     with pytest.raises(OutcomeUnknown):
         social.publish(TEXT_CONTENT, acct)
     sandbox.faults.timeout = 0.0
-    assert sandbox.posts() == []
+    deadline = time.monotonic() + 3
+    while not sandbox.posts("twitter") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (post,) = sandbox.posts("twitter")
+    assert social.find_recent(acct, TEXT_CONTENT.text(), since) == post.post_id
+
+
+def test_server_error_before_effect_leaves_nothing_to_find(sandbox, settings):
+    acct = account(sandbox, "linkedin")
+    social = client(settings, "linkedin")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    sandbox.faults.server_error = 1.0
+    with pytest.raises(OutcomeUnknown):
+        social.publish(TEXT_CONTENT, acct)
+    sandbox.faults.server_error = 0.0
     assert social.find_recent(acct, TEXT_CONTENT.text(), since) is None
+    assert sandbox.posts() == []
 
 
 def test_timeout_on_read_is_retry_later(sandbox, settings):
