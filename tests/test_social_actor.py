@@ -404,7 +404,7 @@ def test_rate_limit_backs_off_the_account_in_redis(
     assert job["status"] == "pending"
     assert job["schedule"]["execute_at"] - clock.now >= dt.timedelta(seconds=890)
     assert targets(db, second)["twitter"]["status"] == "retrying"
-    limiter = social_actor.publish_limiter(social_settings)
+    limiter = social_actor.publish_limiter(social_settings, lambda: clock.now.timestamp())
     assert limiter.backoff_remaining("twitter", ACCOUNTS["twitter"]) > 890
     assert len(sandbox.posts("twitter")) == 1
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from functools import lru_cache
 from typing import Any
@@ -74,14 +76,17 @@ def _limiter_client(url: str | None, embedded_path: str) -> redis.Redis:
     return embedded_redis(Settings(embedded_redis_path=embedded_path))
 
 
-def publish_limiter(settings: Settings) -> PublishLimiter:
-    """The per-account limiter on the configured Redis (default: the broker's Redis)."""
+def publish_limiter(settings: Settings, clock: Callable[[], float] = time.time) -> PublishLimiter:
+    """The per-account limiter on the configured Redis (default: the broker's Redis).
+
+    ``clock`` is the run's clock, so windows and back-offs follow the same time as retries.
+    """
     url = settings.social_limits_redis_url
     if url is None and settings.broker_url and not settings.broker_url.startswith("amqp"):
         url = settings.broker_url
     client = _limiter_client(url, str(settings.embedded_redis_path))
     limits = {p: PostLimit(int(n), float(w)) for p, (n, w) in settings.social_post_limits.items()}
-    return PublishLimiter(client, limits, prefix=f"{settings.broker_namespace}:social")
+    return PublishLimiter(client, limits, prefix=f"{settings.broker_namespace}:social", clock=clock)
 
 
 class _Clients:
@@ -366,7 +371,10 @@ def post_social(ctx: JobContext) -> dict[str, Any]:
         raise PermanentFailure(f"social post {payload.post_id} has no platforms")
     with ExitStack() as stack:
         publisher = PostPublisher(
-            ctx, post, _Clients(ctx.settings, stack), publish_limiter(ctx.settings)
+            ctx,
+            post,
+            _Clients(ctx.settings, stack),
+            publish_limiter(ctx.settings, lambda: ctx.now().timestamp()),
         )
         for index, target in enumerate(targets):
             publisher.run(index, target)
