@@ -432,3 +432,78 @@ def test_sync_social_metrics_sums_platform_metrics(db, sandbox, scheduler, runne
     assert post["analytics"]["likes"] == expected_likes
     assert post["analytics"]["last_synced"] == clock.now
     assert all("metrics" in t for t in post["platforms"])
+
+
+# --- the shared limiter under concurrent workers --------------------------------------------------
+
+
+@pytest.mark.integration
+def test_four_worker_threads_never_exceed_the_account_limit(
+    db, sandbox, social_settings, redis_broker
+):
+    """Real clock, real Dramatiq worker with 4 threads: at most N posts per window reach X."""
+    import threading
+
+    import dramatiq
+
+    from worker.actors.lifecycle import declare_job_actors, set_runner
+
+    limit, window, count = 2, 1.0, 6
+    settings = social_settings.model_copy(
+        update={
+            "social_post_limits": {"twitter": (limit, window)},
+            "social_limit_margin_seconds": 0.1,
+            "backoff_max_seconds": 1.0,
+        }
+    )
+    connect_accounts(db, sandbox, ("twitter",))
+    now = dt.datetime.now(dt.UTC)
+    jobs = []
+    for _ in range(count):
+        post_id = new_post(db, now, platforms=("twitter",))
+        jobs.append(
+            submit(
+                db,
+                job_type="post_social",
+                user_id=USER,
+                payload={"post_id": post_id},
+                execute_at=now,
+                max_attempts=30,
+            )["job_id"]
+        )
+    runner = Runner(db, settings)
+    set_runner(runner)
+    declare_job_actors(redis_broker)
+    worker = dramatiq.Worker(redis_broker, worker_threads=4, worker_timeout=50)
+    worker.start()
+    scheduler = Scheduler(db, redis_broker, settings)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            scheduler.tick()
+            stop.wait(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = db.scheduled_jobs.count_documents(
+                {"job_id": {"$in": jobs}, "status": {"$in": ["completed", "failed"]}}
+            )
+            if done == count:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        poller.join()
+        worker.stop()
+        runner.close()
+        set_runner(None)
+    ended = [db.scheduled_jobs.find_one({"job_id": j}) for j in jobs]
+    assert [j["status"] for j in ended] == ["completed"] * count, [j.get("error") for j in ended]
+    times = sorted(p.created_at for p in sandbox.posts("twitter"))
+    assert len(times) == count
+    for i, start in enumerate(times):
+        assert len([t for t in times[i:] if t < start + window]) <= limit

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         description="Posts per window (seconds) per account and platform, shared by all workers "
         '(JSON, e.g. {"instagram": [50, 86400]}).',
     )
+    social_limit_margin_seconds: float = Field(
+        default=1.0, description="Added to every publish window against clock/network jitter."
+    )
     social_limits_redis_url: str | None = Field(
         default=None, description="Redis of the publish limiter; unset: the broker's Redis."
     )

@@ -297,6 +297,7 @@ class PostPublisher:
             self.limiter.release(platform, account_id, slot)
             raise RetryLater(f"{platform} target of {self.post['post_id']} changed meanwhile")
         client = self.clients(platform)
+        self.limiter.restamp(platform, account_id, slot)
         try:
             result = client.publish(self.content, SocialAccount.from_doc(account))
         except DuplicateContent as exc:

@@ -43,7 +43,12 @@ DEFAULT_LIMITS: dict[str, PostLimit] = {
 
 
 class PublishLimiter:
-    """Slots per (platform, account); ``acquire`` raises RetryLater with the wait when full."""
+    """Slots per (platform, account); ``acquire`` raises RetryLater with the wait when full.
+
+    ``margin_seconds`` widens every window a little, so that the jitter between our clock and
+    the moment the platform receives the request cannot squeeze one post too many into its
+    window.
+    """
 
     def __init__(
         self,
@@ -52,8 +57,10 @@ class PublishLimiter:
         *,
         prefix: str = "mmw:social",
         clock: Callable[[], float] = time.time,
+        margin_seconds: float = 0.0,
     ) -> None:
         self.client = client
+        self.margin = margin_seconds
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.prefix = prefix
         self.clock = clock
@@ -79,23 +86,35 @@ class PublishLimiter:
                 try:
                     pipe.watch(key)
                     now = self.clock()
-                    start = now - limit.window_seconds
+                    window = limit.window_seconds + self.margin
+                    start = now - window
                     live = pipe.zrangebyscore(key, f"({start}", "+inf", withscores=True)
                     if len(live) >= limit.limit:
                         oldest = live[-limit.limit][1]
                         raise RetryLater(
                             f"{platform}: {limit.limit} posts per "
                             f"{limit.window_seconds:g} s reached for this account",
-                            delay=max(oldest + limit.window_seconds - now, 0.01),
+                            delay=max(oldest + window - now, 0.01),
                         )
                     pipe.multi()
                     pipe.zremrangebyscore(key, "-inf", start)
                     pipe.zadd(key, {slot: now})
-                    pipe.pexpire(key, int(limit.window_seconds * 1000) + 1000)
+                    pipe.pexpire(key, int(window * 1000) + 1000)
                     pipe.execute()
                     return slot
                 except redis.WatchError:
                     continue
+
+    def restamp(self, platform: str, account_id: str, slot: str | None) -> None:
+        """Move a slot to now, right before the request goes out.
+
+        The platform counts posts when they arrive; work done between ``acquire`` and the send
+        (recording the intent) must not make two windows overlap on its side.
+        """
+        if slot is not None:
+            self.client.zadd(
+                self._key("posts", platform, account_id), {slot: self.clock()}, xx=True
+            )
 
     def release(self, platform: str, account_id: str, slot: str | None) -> None:
         """Give a slot back: the platform certainly did not take the post."""
