@@ -17,6 +17,7 @@ from worker.actors import social as social_actor
 from worker.actors.lifecycle import Runner
 from worker.api import submit
 from worker.broker import declare_queues
+from worker.db.models import SocialPost
 from worker.jobtypes import JOB_TYPES
 from worker.sandbox.server import Faults
 from worker.sandbox.social import SocialSandboxServer, start_social_sandbox
@@ -182,6 +183,7 @@ def test_publishes_every_target_once_and_records_it(db, sandbox, scheduler, runn
         assert target["attempt"]["run_key"] == message_args(job)[1]
         assert target["attempt"]["outcome"] == "published"
         assert "error" not in target
+    SocialPost.model_validate(db.social_posts.find_one({"post_id": post_id}))  # schema + additions
     runner.audit_log.flush()
     audits = list(db.audit_log.find({"action": "post_published", "resource_id": post_id}))
     assert len(audits) == 3
@@ -329,6 +331,7 @@ def test_unsettled_outcome_needs_review_and_is_never_reposted(
     again = drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
     assert again["result"]["status"] == "needs_review"
     assert len(sandbox.posts("twitter")) == 1 and len(sandbox.posts("facebook")) == 1
+    SocialPost.model_validate(db.social_posts.find_one({"post_id": post_id}))
 
 
 def test_last_attempt_leaves_unknown_outcome_for_review(db, sandbox, scheduler, runner, clock):
