@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from worker.sandbox.server import Faults
 from worker.sandbox.social import SocialSandboxServer, start_social_sandbox
 from worker.scheduler import Scheduler
 from worker.settings import Settings
+
+MONGODB_TEST_URL = os.environ.get("MONGODB_TEST_URL")
 
 LIMITER_REDIS = "redis://127.0.0.1:6379/12"
 USER = "user_1"
@@ -510,3 +513,44 @@ def test_four_worker_threads_never_exceed_the_account_limit(
     assert len(times) == count
     for i, start in enumerate(times):
         assert len([t for t in times[i:] if t < start + window]) <= limit
+
+
+@pytest.mark.crash
+@pytest.mark.skipif(MONGODB_TEST_URL is not None, reason="the child opens the embedded engine")
+def test_sigkill_after_platform_accepted_then_rerun_leaves_one_copy(
+    db, db_location, sandbox, scheduler, runner, clock, social_settings
+):
+    """A real worker process is SIGKILLed right after the platform took the post."""
+    import subprocess
+    import sys
+
+    connect_accounts(db, sandbox, ("linkedin",))
+    post_id = new_post(db, clock.now, platforms=("linkedin",))
+    clock.now = dt.datetime.now(dt.UTC)  # the child runs on the real clock
+    job_id = submit_post(db, clock, post_id)
+    scheduler.tick()
+    job_id, run_key, epoch = message_args(db.scheduled_jobs.find_one({"job_id": job_id}))
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.social_crash_child",
+            db_location["folder"],
+            social_settings.model_dump_json(),
+            job_id,
+            run_key,
+            str(epoch),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    assert len(sandbox.posts("linkedin")) == 1
+    assert targets(db, post_id)["linkedin"]["status"] == "publishing"
+    clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=social_settings.lease_seconds + 1)
+    job = drive(db, scheduler, runner, clock, job_id)
+    assert job["status"] == "completed", job.get("error")
+    (accepted,) = sandbox.posts("linkedin")
+    target = targets(db, post_id)["linkedin"]
+    assert target["status"] == "published" and target["platform_post_id"] == accepted.post_id
+    assert job["attempts"] == 2
