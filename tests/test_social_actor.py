@@ -379,7 +379,9 @@ def test_all_targets_failing_fails_the_job(db, sandbox, scheduler, runner, clock
     assert "twitter account not connected" in job["error"]
 
 
-def test_duplicate_refusal_of_someone_elses_post_fails(db, sandbox, scheduler, runner, clock):
+def test_duplicate_refusal_of_someone_elses_post_fails(
+    db, sandbox, scheduler, runner, clock, social_settings
+):
     from worker.sandbox.social import SandboxPost
 
     connect_accounts(db, sandbox, ("twitter",))
@@ -391,6 +393,8 @@ def test_duplicate_refusal_of_someone_elses_post_fails(db, sandbox, scheduler, r
     assert job["status"] == "failed"
     assert "duplicate content" in targets(db, post_id)["twitter"]["error"]
     assert len(sandbox.posts("twitter")) == 1
+    limiter = social_actor.publish_limiter(social_settings)
+    assert limiter.client.zcard(f"{limiter.prefix}:posts:twitter:{ACCOUNTS['twitter']}") == 0
 
 
 def test_rate_limit_backs_off_the_account_in_redis(

@@ -301,7 +301,8 @@ class PostPublisher:
         try:
             result = client.publish(self.content, SocialAccount.from_doc(account))
         except DuplicateContent as exc:
-            self._duplicate(index, target, account, exc, previous)
+            if not self._duplicate(index, target, account, exc, previous):
+                self.limiter.release(platform, account_id, slot)
         except TokenExpired as exc:
             self.limiter.release(platform, account_id, slot)
             self._expire(account)
@@ -333,8 +334,11 @@ class PostPublisher:
         account: dict[str, Any],
         error: DuplicateContent,
         previous: dict[str, Any],
-    ) -> None:
-        """The platform says "duplicate": look for our post before deciding."""
+    ) -> bool:
+        """The platform says "duplicate": look for our post before deciding.
+
+        Returns whether the post is (or may be) on the platform, i.e. whether it used a slot.
+        """
         earlier = previous.get("started_at")
         since = (earlier or target["attempt"]["started_at"]) - LOOKUP_SKEW
         try:
@@ -342,11 +346,12 @@ class PostPublisher:
         except JobError as exc:
             reason = f"duplicate reported and lookup failed: {exc}"
             self._fail(index, target, TargetStatus.NEEDS_REVIEW, reason)
-            return
+            return True
         # Only an earlier attempt that we reconciled as absent may secretly be the duplicate.
         earlier_intent = previous.get("outcome") == "absent"
         settlement = settle_duplicate(found=found, error=error, earlier_intent=earlier_intent)
         self._apply(index, target, dict(target["attempt"]), settlement)
+        return settlement.kind != "fail"
 
     def close_out(self, index: int, target: dict[str, Any]) -> None:
         """On the last attempt, end an open target (unknown outcome: needs review)."""
