@@ -396,3 +396,11 @@ def test_x_metrics_of_missing_post_is_permanent(sandbox, settings):
     acct = account(sandbox, "twitter")
     with pytest.raises(PermanentFailure, match="Could not find"):
         client(settings, "twitter").fetch_metrics(acct, "123")
+
+
+def test_linkedin_member_account_ids_become_person_urns(sandbox, settings):
+    token = sandbox.state.add_account("linkedin", "abc123")
+    acct = SocialAccount("linkedin", "abc123", token)
+    result = client(settings, "linkedin").publish(TEXT_CONTENT, acct)
+    (post,) = sandbox.posts("linkedin")
+    assert post.account_id == "urn:li:person:abc123" and post.post_id == result.platform_post_id

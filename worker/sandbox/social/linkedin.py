@@ -44,7 +44,7 @@ def linkedin_router(state: SocialState) -> Router:
             return None, _error(401, "Invalid access token", 65600)
         if expired:
             return None, _error(401, "The token used in the request has expired", 65601)
-        return owner, None
+        return (owner if owner.startswith("urn:li:") else f"urn:li:person:{owner}"), None
 
     @router.route("POST", "/rest/posts")
     def create(request: Request) -> Response:
