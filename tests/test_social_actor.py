@@ -558,3 +558,36 @@ def test_sigkill_after_platform_accepted_then_rerun_leaves_one_copy(
     target = targets(db, post_id)["linkedin"]
     assert target["status"] == "published" and target["platform_post_id"] == accepted.post_id
     assert job["attempts"] == 2
+
+
+def test_a_bug_on_one_platform_does_not_block_the_others(
+    db, sandbox, scheduler, runner, clock, monkeypatch
+):
+    connect_accounts(db, sandbox, ("facebook", "linkedin"))
+    post_id = new_post(db, clock.now, platforms=("facebook", "linkedin"))
+    db.social_posts.update_one(
+        {"post_id": post_id}, {"$push": {"platforms": {"platform": "tiktok"}}}
+    )
+    real_build = social_actor.build_client
+    calls: list[str] = []
+
+    def build(platform: str, settings: Settings, **kwargs: Any):
+        client = real_build(platform, settings, **kwargs)
+        if platform == "facebook" and not calls:
+            calls.append(platform)
+
+            def broken(content, account):
+                raise KeyError("unexpected answer shape")
+
+            client.publish = broken  # type: ignore[method-assign]
+        return client
+
+    monkeypatch.setattr(social_actor, "build_client", build)
+    job = drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
+    assert job["status"] == "completed", job.get("error")
+    recorded = targets(db, post_id)
+    assert recorded["linkedin"]["status"] == "published"
+    assert recorded["tiktok"]["status"] == "failed"
+    # The broken call may have reached Facebook: reconciled on the retry, then published once.
+    assert recorded["facebook"]["status"] == "published"
+    assert len(sandbox.posts("facebook")) == 1 and job["attempts"] == 2

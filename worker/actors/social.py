@@ -32,12 +32,13 @@ from typing import Any
 
 import redis
 
-from worker.actors.lifecycle import JobContext, job_actor
+from worker.actors.lifecycle import JobContext, LeaseLost, job_actor
 from worker.broker import embedded_redis
 from worker.db import names
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.social import (
     METRIC_KEYS,
+    PLATFORMS,
     DuplicateContent,
     PostContent,
     SocialAccount,
@@ -59,6 +60,7 @@ from worker.integrations.social.publishing import (
 )
 from worker.integrations.social.ratelimit import PostLimit, PublishLimiter
 from worker.jobtypes import PostSocialPayload, SyncSocialMetricsPayload
+from worker.redact import redact_text
 from worker.settings import Settings
 
 __all__ = ["post_social", "publish_limiter", "sync_social_metrics"]
@@ -205,6 +207,9 @@ class PostPublisher:
     def run(self, index: int, target: dict[str, Any]) -> None:
         step = next_step(target)
         if step is Step.DONE:
+            return
+        if target.get("platform") not in PLATFORMS:
+            self._fail(index, target, TargetStatus.FAILED, "unsupported platform")
             return
         account = self._account(target)
         if account is None or account.get("status") not in (None, "active"):
@@ -353,6 +358,10 @@ class PostPublisher:
         self._apply(index, target, dict(target["attempt"]), settlement)
         return settlement.kind != "fail"
 
+    def note_error(self, index: int, target: dict[str, Any], exc: Exception) -> None:
+        """Keep an unexpected error on the target; its status (and any intent) stays as is."""
+        self._write(index, target, {"error": redact_text(f"{type(exc).__name__}: {exc}")})
+
     def close_out(self, index: int, target: dict[str, Any]) -> None:
         """On the last attempt, end an open target (unknown outcome: needs review)."""
         ending = final_status(status_of(target))
@@ -383,7 +392,15 @@ def post_social(ctx: JobContext) -> dict[str, Any]:
             publish_limiter(ctx.settings, lambda: ctx.now().timestamp()),
         )
         for index, target in enumerate(targets):
-            publisher.run(index, target)
+            try:
+                publisher.run(index, target)
+            except LeaseLost:
+                raise
+            except RetryLater as exc:  # the target changed under us: read it again next run
+                publisher.delays.append(exc.delay or 0.0)
+            except Exception as exc:  # a bug on one platform must not block the others
+                log.exception("post %s, %s target", payload.post_id, target.get("platform"))
+                publisher.note_error(index, target, exc)
         if ctx.attempt >= ctx.spec.max_attempts:
             for index, target in enumerate(targets):
                 publisher.close_out(index, target)
