@@ -591,3 +591,27 @@ def test_a_bug_on_one_platform_does_not_block_the_others(
     # The broken call may have reached Facebook: reconciled on the retry, then published once.
     assert recorded["facebook"]["status"] == "published"
     assert len(sandbox.posts("facebook")) == 1 and job["attempts"] == 2
+
+
+def test_sync_social_metrics_marks_expired_accounts_and_keeps_the_rest(
+    db, sandbox, scheduler, runner, clock
+):
+    tokens = connect_accounts(db, sandbox, ("facebook", "linkedin"))
+    post_id = new_post(db, clock.now, platforms=("facebook", "linkedin"))
+    drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
+    sandbox.state.expire_token(tokens["linkedin"])
+    job = submit(
+        db,
+        job_type="sync_social_metrics",
+        user_id=USER,
+        payload={"days": 1},
+        execute_at=clock.now,
+        now=clock.now,
+    )
+    done = drive(db, scheduler, runner, clock, job["job_id"])
+    assert done["result"] == {"posts": 1, "synced": 1, "errors": 1}
+    assert db.social_accounts.find_one({"platform": "linkedin"})["status"] == "expired"
+    post = db.social_posts.find_one({"post_id": post_id})
+    facebook = sandbox.posts("facebook")[0].metrics
+    assert post["analytics"]["likes"] == facebook["likes"]
+    assert "metrics" not in targets(db, post_id)["linkedin"]
