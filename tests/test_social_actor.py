@@ -615,3 +615,38 @@ def test_sync_social_metrics_marks_expired_accounts_and_keeps_the_rest(
     facebook = sandbox.posts("facebook")[0].metrics
     assert post["analytics"]["likes"] == facebook["likes"]
     assert "metrics" not in targets(db, post_id)["linkedin"]
+
+
+def test_expired_x_token_is_refreshed_once_and_the_post_goes_out(
+    db, sandbox, scheduler, runner, clock
+):
+    tokens = connect_accounts(db, sandbox, ("twitter",))
+    sandbox.state.expire_token(tokens["twitter"])
+    sandbox.state.add_refresh_token("twitter", ACCOUNTS["twitter"], "rt-secret")
+    post_id = new_post(db, clock.now, platforms=("twitter",))
+    job = drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
+    assert job["status"] == "completed", job.get("error")
+    assert len(sandbox.posts("twitter")) == 1
+    account = db.social_accounts.find_one({"platform": "twitter"})
+    assert account["status"] == "active"
+    credentials = account["credentials"]
+    assert credentials["access_token"] != tokens["twitter"]
+    assert credentials["refresh_token"] != "rt-secret"  # rotated
+    assert credentials["token_expires_at"] == clock.now + dt.timedelta(seconds=7200)
+    runner.audit_log.flush()
+    everything = repr(list(db.audit_log.find())) + repr(job)
+    assert credentials["access_token"] not in everything
+    assert credentials["refresh_token"] not in everything
+
+
+def test_refused_refresh_fails_the_target_and_expires_the_account(
+    db, sandbox, scheduler, runner, clock
+):
+    tokens = connect_accounts(db, sandbox, ("twitter",))  # refresh token "rt-secret" unknown
+    sandbox.state.expire_token(tokens["twitter"])
+    post_id = new_post(db, clock.now, platforms=("twitter",))
+    job = drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
+    assert job["status"] == "failed"
+    assert "refresh token refused" in targets(db, post_id)["twitter"]["error"]
+    assert db.social_accounts.find_one({"platform": "twitter"})["status"] == "expired"
+    assert sandbox.posts() == []

@@ -404,3 +404,32 @@ def test_linkedin_member_account_ids_become_person_urns(sandbox, settings):
     result = client(settings, "linkedin").publish(TEXT_CONTENT, acct)
     (post,) = sandbox.posts("linkedin")
     assert post.account_id == "urn:li:person:abc123" and post.post_id == result.platform_post_id
+
+
+def test_x_refresh_rotates_the_refresh_token(sandbox, settings):
+    sandbox.state.add_refresh_token("twitter", ACCOUNTS["twitter"], "rt-1")
+    social = client(settings, "twitter")
+    grant = social.refresh("rt-1", "client-id", "")
+    assert grant.refresh_token not in (None, "rt-1")
+    assert "rt-1" not in repr(grant) and grant.access_token not in repr(grant)
+    (request,) = sandbox.requests
+    assert request.form() == {
+        "grant_type": "refresh_token",
+        "refresh_token": "rt-1",
+        "client_id": "client-id",
+    }
+    acct = SocialAccount("twitter", ACCOUNTS["twitter"], grant.access_token)
+    assert social.publish(TEXT_CONTENT, acct).platform_post_id
+    with pytest.raises(TokenExpired, match="refresh token refused"):
+        social.refresh("rt-1", "client-id", "")  # used up by the rotation
+
+
+def test_x_refresh_of_confidential_client_sends_basic_auth(sandbox, settings):
+    sandbox.state.add_refresh_token("twitter", ACCOUNTS["twitter"], "rt-2")
+    client(settings, "twitter").refresh("rt-2", "cid", "csecret")
+    assert sandbox.requests[0].headers["authorization"].startswith("Basic ")
+
+
+def test_platforms_without_refresh_say_so(settings):
+    with pytest.raises(TokenExpired, match="cannot be refreshed"):
+        client(settings, "linkedin").refresh("rt", "", "")

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     x_base_url: str = Field(default="https://api.x.com", description="X API v2.")
     linkedin_base_url: str = Field(default="https://api.linkedin.com", description="LinkedIn.")
     linkedin_version: str = Field(default="202411", description="LinkedIn-Version header.")
+    x_client_id: str = Field(default="", description="X OAuth 2.0 client id (token refresh).")
+    x_client_secret: str = Field(
+        default="", description="X OAuth 2.0 client secret; empty for a public client."
+    )
     social_post_limits: dict[str, tuple[int, float]] = Field(
         default={
             "instagram": (50, 86_400),

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -66,6 +66,8 @@ from worker.settings import Settings
 __all__ = ["post_social", "publish_limiter", "sync_social_metrics"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Platforms' clocks and ours differ; a lookup starts this much before the intent.
 LOOKUP_SKEW = dt.timedelta(seconds=120)
@@ -203,6 +205,53 @@ class PostPublisher:
             {"_id": account["_id"]}, {"$set": {"status": "expired", "updated_at": self.ctx.now()}}
         )
 
+    def _with_token(self, account: dict[str, Any], call: Callable[[SocialAccount], T]) -> T:
+        """``call`` with the account's token; on TokenExpired refresh once and call again.
+
+        Safe for publishing too: a 401 means the platform refused the request.
+        """
+        try:
+            return call(SocialAccount.from_doc(account))
+        except TokenExpired:
+            fresh = self._refresh(account)
+            if fresh is None:
+                raise
+            account.clear()
+            account.update(fresh)
+            return call(SocialAccount.from_doc(account))
+
+    def _refresh(self, account: dict[str, Any]) -> dict[str, Any] | None:
+        """New credentials for the account (rotated refresh token kept), or None if impossible.
+
+        The write is a compare-and-set on the old refresh token: when another worker rotated
+        it first, its fresh document is used instead.
+        """
+        client = self.clients(account["platform"])
+        credentials = account.get("credentials") or {}
+        refresh_token = credentials.get("refresh_token")
+        if not client.can_refresh or not refresh_token:
+            return None
+        settings = self.ctx.settings
+        try:
+            grant = client.refresh(refresh_token, settings.x_client_id, settings.x_client_secret)
+        except TokenExpired:
+            current = self.accounts.find_one({"_id": account["_id"]}) or {}
+            if (current.get("credentials") or {}).get("refresh_token") != refresh_token:
+                return current  # rotated by another worker meanwhile
+            raise
+        now = self.ctx.now()
+        fields: dict[str, Any] = {
+            "credentials.access_token": grant.access_token,
+            "credentials.refresh_token": grant.refresh_token,
+            "updated_at": now,
+        }
+        if grant.expires_in:
+            fields["credentials.token_expires_at"] = now + dt.timedelta(seconds=grant.expires_in)
+        self.accounts.update_one(
+            {"_id": account["_id"], "credentials.refresh_token": refresh_token}, {"$set": fields}
+        )
+        return self.accounts.find_one({"_id": account["_id"]})
+
     # --- the protocol --------------------------------------------------------------------------
     def run(self, index: int, target: dict[str, Any]) -> None:
         step = next_step(target)
@@ -228,9 +277,8 @@ class PostPublisher:
         self, target: dict[str, Any], account: dict[str, Any], since: dt.datetime
     ) -> str | None:
         client = self.clients(target["platform"])
-        return client.find_recent(
-            SocialAccount.from_doc(account), client.published_text(self.content), since
-        )
+        text = client.published_text(self.content)
+        return self._with_token(account, lambda acct: client.find_recent(acct, text, since))
 
     def _reconcile(self, index: int, target: dict[str, Any], account: dict[str, Any]) -> bool:
         """Settle an unknown outcome; True when the target may be published again now."""
@@ -304,7 +352,7 @@ class PostPublisher:
         client = self.clients(platform)
         self.limiter.restamp(platform, account_id, slot)
         try:
-            result = client.publish(self.content, SocialAccount.from_doc(account))
+            result = self._with_token(account, lambda acct: client.publish(self.content, acct))
         except DuplicateContent as exc:
             if not self._duplicate(index, target, account, exc, previous):
                 self.limiter.release(platform, account_id, slot)

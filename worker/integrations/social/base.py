@@ -37,6 +37,7 @@ __all__ = [
     "PublishResult",
     "SocialAccount",
     "SocialClient",
+    "TokenGrant",
     "as_count",
     "json_body",
     "retry_delay",
@@ -62,6 +63,15 @@ class PublishResult:
 
     platform_post_id: str
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """New credentials from a refresh; tokens never appear in ``repr``."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_in: float | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,13 @@ class SocialClient(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    #: Whether :meth:`refresh` can renew an expired access token.
+    can_refresh: ClassVar[bool] = False
+
+    def refresh(self, refresh_token: str, client_id: str, client_secret: str) -> TokenGrant:
+        """Trade a refresh token for new credentials (platforms that support it)."""
+        raise TokenExpired(f"{self.platform}: access tokens cannot be refreshed")
+
     @abstractmethod
     def publish(self, content: PostContent, account: SocialAccount) -> PublishResult:
         """Create the post. Raises one of :mod:`worker.errors` on failure."""
@@ -237,13 +254,16 @@ class SocialClient(ABC):
         self,
         method: str,
         url: str,
-        account: SocialAccount,
+        account: SocialAccount | None,
         *,
         effect: bool = False,
         **kwargs: Any,
     ) -> httpx2.Response:
-        """Send one request with the account's token; raise the mapped error on failure."""
-        headers = {"Authorization": f"Bearer {account.access_token}", **kwargs.pop("headers", {})}
+        """Send one request with the account's token (None: the caller authenticates);
+        raise the mapped error on failure."""
+        headers = dict(kwargs.pop("headers", {}))
+        if account is not None:
+            headers.setdefault("Authorization", f"Bearer {account.access_token}")
         name = self.platform
         try:
             response = self._http.request(method, url, headers=headers, **kwargs)

@@ -13,6 +13,7 @@ from worker.integrations.social.base import (
     PublishResult,
     SocialAccount,
     SocialClient,
+    TokenGrant,
     as_count,
     json_body,
     retry_delay,
@@ -29,6 +30,26 @@ class XClient(SocialClient):
     """Posts as the user of an OAuth 2.0 user-context token (``account.account_id``: user id)."""
 
     platform = "twitter"
+    can_refresh = True
+
+    def refresh(self, refresh_token: str, client_id: str, client_secret: str) -> TokenGrant:
+        """OAuth 2.0 refresh (§6.1); X rotates the refresh token on every use."""
+        auth = httpx2.BasicAuth(client_id, client_secret) if client_secret else None
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if client_id:
+            form["client_id"] = client_id
+        try:
+            response = self._request("POST", "/2/oauth2/token", None, data=form, auth=auth)
+        except PermanentFailure as exc:
+            raise TokenExpired(f"twitter: refresh token refused ({exc})") from exc
+        body = json_body(response)
+        if not body.get("access_token"):
+            raise TokenExpired("twitter: refresh answered without an access token")
+        return TokenGrant(
+            access_token=str(body["access_token"]),
+            refresh_token=body.get("refresh_token") or refresh_token,
+            expires_in=body.get("expires_in"),
+        )
 
     def publish(self, content: PostContent, account: SocialAccount) -> PublishResult:
         if content.images or content.videos:
@@ -52,7 +73,7 @@ class XClient(SocialClient):
 
     def classify(self, response: httpx2.Response, *, effect: bool) -> JobError | None:
         body = json_body(response)
-        detail = str(body.get("detail") or body.get("title") or "")
+        detail = str(body.get("detail") or body.get("title") or body.get("error_description") or "")
         status = response.status_code
         if status == 403 and "duplicate" in detail.lower():
             return DuplicateContent(f"twitter: {detail}")

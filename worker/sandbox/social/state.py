@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -103,6 +104,7 @@ class SocialState:
         self.ig_container_outcome = "FINISHED"
         self.x_repost_key = "retweet_count"
         self._tokens: dict[str, tuple[str, str]] = {}
+        self._refresh_tokens: dict[str, tuple[str, str]] = {}
         self._expired: set[str] = set()
         self._posts: list[SandboxPost] = []
         self._containers: dict[str, Container] = {}
@@ -116,6 +118,23 @@ class SocialState:
         with self._lock:
             self._tokens[token] = (platform, account_id)
         return token
+
+    def add_refresh_token(self, platform: str, account_id: str, refresh_token: str) -> None:
+        """Register a refresh token; it is used up (rotated) by its first refresh."""
+        with self._lock:
+            self._refresh_tokens[refresh_token] = (platform, account_id)
+
+    def rotate(self, platform: str, refresh_token: str) -> tuple[str, str] | None:
+        """Trade a refresh token for (access token, new refresh token); None if invalid."""
+        with self._lock:
+            owner = self._refresh_tokens.get(refresh_token)
+            if owner is None or owner[0] != platform:
+                return None
+            del self._refresh_tokens[refresh_token]
+            access, rotated = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+            self._tokens[access] = owner
+            self._refresh_tokens[rotated] = owner
+        return access, rotated
 
     def expire_token(self, token: str) -> None:
         with self._lock:

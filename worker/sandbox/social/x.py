@@ -79,6 +79,33 @@ def x_router(state: SocialState) -> Router:
     def tco(text: str) -> str:
         return _URL.sub(lambda m: f"https://t.co/{abs(hash(m.group())) % 10**10:010d}", text)
 
+    @router.route("POST", "/2/oauth2/token")
+    def refresh(request: Request) -> Response:
+        form = request.form()
+        if form.get("grant_type") != "refresh_token":
+            return Response.json(
+                {"error": "unsupported_grant_type", "error_description": "grant_type"}, 400
+            )
+        tokens = state.rotate("twitter", form.get("refresh_token", ""))
+        if tokens is None:
+            return Response.json(
+                {
+                    "error": "invalid_request",
+                    "error_description": "Value passed for the token was invalid.",
+                },
+                400,
+            )
+        access, rotated = tokens
+        return Response.json(
+            {
+                "token_type": "bearer",
+                "expires_in": 7200,
+                "access_token": access,
+                "scope": "tweet.write users.read tweet.read offline.access",
+                "refresh_token": rotated,
+            }
+        )
+
     @router.route("POST", "/2/tweets")
     def create(request: Request) -> Response:
         user, denied = user_of(request)
