@@ -28,6 +28,7 @@ import worker.actors  # noqa: E402, F401 - registers every handler
 from worker.actors.lifecycle import declare_job_actors, get_runner  # noqa: E402
 from worker.broker import build_broker  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
+from worker.plugins import load_plugins  # noqa: E402
 
 
 class RunnerShutdown(Middleware):
@@ -38,6 +39,7 @@ class RunnerShutdown(Middleware):
 
 
 configure_logging(settings.log_level)
+load_plugins(settings)
 broker = build_broker(settings, prometheus=True)
 broker.add_middleware(RunnerShutdown())
 dramatiq.set_broker(broker)

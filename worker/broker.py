@@ -41,6 +41,7 @@ __all__ = [
     "declare_actors",
     "dispatch_many",
     "message_exists",
+    "requeue_from_dead_workers",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,33 @@ def dispatch_many(broker: Broker, batch: list[Dispatch]) -> None:
         pipe.execute()
     for message in messages:
         broker.emit_after("enqueue", message, None)
+
+
+def requeue_from_dead_workers(broker: Broker, queues: Iterable[str]) -> None:
+    """Run Dramatiq's Redis maintenance now on ``queues``: messages fetched by workers whose
+    heartbeat stopped go back to their queue.
+
+    Dramatiq runs it on a random 0.1% of commands, so on a quiet system a killed worker's
+    prefetched messages could wait a long time; the scheduler calls this when it finds runs
+    whose message exists but never started.
+    """
+    if not isinstance(broker, RedisBroker):
+        return
+    script = broker.scripts["dispatch"]
+    for queue in sorted(set(queues)):
+        script(
+            keys=[broker.namespace],
+            args=[
+                "qsize",
+                current_millis(),
+                queue,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                1,
+                broker._max_unpack_size(),
+            ],
+        )
 
 
 def message_exists(broker: Broker, items: list[Dispatch]) -> list[bool | None]:

@@ -19,10 +19,18 @@ from worker.settings import Settings, get_settings
 
 
 def _settings() -> Settings:
+    """The environment's settings, with their plugins loaded (job types they register)."""
+    from worker.plugins import load_plugins
+
     try:
-        return get_settings()
+        settings = get_settings()
     except Exception as exc:  # pydantic's message names the bad variable
         raise click.ClickException(f"invalid configuration: {exc}") from exc
+    try:
+        load_plugins(settings)
+    except ImportError as exc:
+        raise click.ClickException(f"cannot import plugin from MMW_PLUGINS: {exc}") from exc
+    return settings
 
 
 def _db(settings: Settings) -> Database:
@@ -99,7 +107,13 @@ def scheduler(once: bool) -> None:
     if once:
         click.echo(json.dumps(sched.tick().__dict__))
         return
-    metrics.serve(settings.metrics_host, settings.metrics_port)
+    try:
+        metrics.serve(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({exc}); "
+            "give each scheduler on this host its own MMW_METRICS_PORT"
+        ) from exc
     click.echo(
         f"scheduler {sched.owner}: metrics on http://{settings.metrics_host}:"
         f"{settings.metrics_port}/metrics",

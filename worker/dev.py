@@ -17,7 +17,7 @@ import dramatiq
 
 import worker.actors  # noqa: F401 - registers every handler
 from worker import api, metrics
-from worker.actors.lifecycle import Runner, declare_job_actors, set_runner
+from worker.actors.lifecycle import build_runner, declare_job_actors, set_runner
 from worker.broker import build_broker
 from worker.db import names
 from worker.db.client import get_database
@@ -83,7 +83,7 @@ def run_dev(settings: Settings, stop: threading.Event, *, demo: bool, threads: i
     ensure_indexes(db)
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
-    runner = Runner(db, settings)
+    runner = build_runner(db, settings)
     set_runner(runner)
     declare_job_actors(broker)
     worker = dramatiq.Worker(broker, worker_threads=threads)

@@ -30,7 +30,13 @@ from dramatiq import Broker
 
 from worker import metrics
 from worker.audit import AuditLog
-from worker.broker import Dispatch, declare_queues, dispatch_many, message_exists
+from worker.broker import (
+    Dispatch,
+    declare_queues,
+    dispatch_many,
+    message_exists,
+    requeue_from_dead_workers,
+)
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_key_for
@@ -288,6 +294,9 @@ class Scheduler:
         alive_by_id = dict(
             zip([k for k, d in dispatches.items() if d is not None], alive, strict=True)
         )
+        waiting_queues = {d.queue for k, d in dispatches.items() if d and alive_by_id.get(k)}
+        if waiting_queues:  # held by a worker that may be dead: let Dramatiq hand them back
+            requeue_from_dead_workers(self.broker, waiting_queues)
         resend: list[Dispatch] = []
         resent_jobs: list[dict[str, Any]] = []
         for job in expired:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     )
     history_limit: int = Field(default=20, description="Runs kept in a job's bounded history.")
     stats_interval: float = Field(default=15.0, description="Seconds between status-count gauges.")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Extra modules every process imports (they register job types and actors).",
+    )
     scheduler_id: str | None = Field(default=None, description="Owner name; default host:pid.")
 
     # --- Retries -------------------------------------------------------------------------------
@@ -134,6 +138,12 @@ class Settings(BaseSettings):
         default=False, description="Allow webhook targets on private/loopback addresses."
     )
     http_timeout_seconds: float = Field(default=20.0, description="Timeout of integration calls.")
+    webhook_timeout_seconds: float = Field(
+        default=15.0, description="Timeout of one webhook delivery attempt."
+    )
+    webhook_deactivate_after: int = Field(
+        default=10, description="Consecutive failed deliveries after which a webhook is disabled."
+    )
 
     # --- LLM -----------------------------------------------------------------------------------
     openai_api_key: str | None = Field(

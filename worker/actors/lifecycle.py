@@ -50,6 +50,7 @@ __all__ = [
     "JobContext",
     "LeaseLost",
     "Runner",
+    "build_runner",
     "declare_job_actors",
     "entrypoint",
     "get_runner",
@@ -441,6 +442,15 @@ def _describe(exc: BaseException, spec: JobSpec) -> str:
     return redact_text(f"{type(exc).__name__}: {exc}")
 
 
+def build_runner(db: Database, settings: Settings) -> Runner:
+    """The runner of a worker process, with the standard finish listeners (webhook events)."""
+    from worker.webhooks import job_event_listener
+
+    runner = Runner(db, settings)
+    runner.finish_listeners.append(job_event_listener(db))
+    return runner
+
+
 def entrypoint(job_type: str) -> Callable[[str, str, int], None]:
     """The Dramatiq actor function of ``job_type``: hands the message to the process's runner."""
 
@@ -478,5 +488,5 @@ def get_runner() -> Runner:
                 from worker.settings import get_settings
 
                 settings = get_settings()
-                _runner = Runner(get_database(settings), settings)
+                _runner = build_runner(get_database(settings), settings)
     return _runner

@@ -129,9 +129,17 @@ INDEXES: tuple[IndexSpec, ...] = (
 
 
 def ensure_indexes(db: Database) -> list[str]:
-    """Create every index (idempotent); returns ``collection.index_name`` for each."""
+    """Create every index (idempotent); returns ``collection.index_name`` for each.
+
+    On the embedded engine a TTL index becomes a plain one: its TTL emulation scans the whole
+    collection on every document write (measured: a 200-job claim took 15 s instead of 0.2 s
+    at 2,000 jobs), so the scheduler applies the same retention policy itself there.
+    """
     created = []
     for spec in INDEXES:
-        name = db[spec.collection].create_index(list(spec.keys), **spec.options)
+        options = dict(spec.options)
+        if db.kind == "embedded":
+            options.pop("expireAfterSeconds", None)
+        name = db[spec.collection].create_index(list(spec.keys), **options)
         created.append(f"{spec.collection}.{name}")
     return created
