@@ -148,6 +148,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "status": "failed",
                 "published_at": T1,
                 "error": "duplicate content",
+                "attempt": {
+                    "run_key": "job_1@2026-11-25T12:00:00.000Z",
+                    "intent_id": "9f1c",
+                    "number": 1,
+                    "started_at": T0,
+                    "lookups": 0,
+                    "outcome": "failed",
+                },
+                "url": "https://x.com/i/web/status/1799",
+                "reconciled_at": T1,
+                "metrics": {"likes": 3},
             }
         ],
         "content": {

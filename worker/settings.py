@@ -97,6 +97,39 @@ class Settings(BaseSettings):
     x_base_url: str = Field(default="https://api.x.com", description="X API v2.")
     linkedin_base_url: str = Field(default="https://api.linkedin.com", description="LinkedIn.")
     linkedin_version: str = Field(default="202411", description="LinkedIn-Version header.")
+    x_client_id: str = Field(default="", description="X OAuth 2.0 client id (token refresh).")
+    x_client_secret: str = Field(
+        default="", description="X OAuth 2.0 client secret; empty for a public client."
+    )
+    social_post_limits: dict[str, tuple[int, float]] = Field(
+        default={
+            "instagram": (50, 86_400),
+            "twitter": (100, 900),
+            "facebook": (100, 3_600),
+            "linkedin": (150, 86_400),
+        },
+        description="Posts per window (seconds) per account and platform, shared by all workers "
+        '(JSON, e.g. {"instagram": [50, 86400]}).',
+    )
+    social_limit_margin_seconds: float = Field(
+        default=1.0, description="Added to every publish window against clock/network jitter."
+    )
+    social_limits_redis_url: str | None = Field(
+        default=None, description="Redis of the publish limiter; unset: the broker's Redis."
+    )
+    social_reconcile_grace_seconds: float = Field(
+        default=60.0,
+        description="A post not found this long after an unknown-outcome attempt counts as absent.",
+    )
+    social_reconcile_max_lookups: int = Field(
+        default=3, description="Failed lookups of one unknown outcome before it needs review."
+    )
+    instagram_poll_interval: float = Field(
+        default=5.0, description="Seconds between Instagram container status polls."
+    )
+    instagram_max_polls: int = Field(
+        default=24, description="Container polls before publishing is retried later."
+    )
     zoho_accounts_url: str | None = Field(
         default=None, description="Override of the Zoho accounts server (else by data center)."
     )

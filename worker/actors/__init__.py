@@ -1,6 +1,6 @@
 """Actors, one module per job family. Importing this package registers every handler."""
 
-from worker.actors import agents, analytics, email, noop, webhooks, zoho
+from worker.actors import agents, analytics, email, noop, social, webhooks, zoho
 from worker.actors.lifecycle import HANDLERS, JobContext, job_actor
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "email",
     "job_actor",
     "noop",
+    "social",
     "webhooks",
     "zoho",
 ]

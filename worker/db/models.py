@@ -72,6 +72,7 @@ __all__ = [
     "SocialAccountInfo",
     "SocialMetrics",
     "SocialPost",
+    "SocialPostAttempt",
     "SocialPostPlatform",
     "Subscription",
     "User",
@@ -309,15 +310,40 @@ class SocialAccount(MongoDocument):
 # --- social_posts -------------------------------------------------------------------------------
 
 
+class SocialPostAttempt(_Model):
+    """``social_posts.platforms[].attempt``: the intent recorded before calling the platform.
+
+    Added by the worker (publish-once protocol, docs/social.md).
+    """
+
+    run_key: str | None = None
+    intent_id: str | None = None
+    number: int | None = None
+    started_at: UtcDatetime | None = None
+    lookups: int | None = None
+    outcome: Literal["published", "refused", "absent", "failed", "unknown"] | None = None
+
+
 class SocialPostPlatform(_Model):
-    """One entry of ``social_posts.platforms``: the post's fate on one account."""
+    """One entry of ``social_posts.platforms``: the post's fate on one account.
+
+    The worker adds the statuses ``publishing`` (intent recorded, outcome unknown),
+    ``retrying`` (refused for now) and ``needs_review`` (a person decides), and the fields
+    ``attempt``, ``url``, ``reconciled_at`` and ``metrics``.
+    """
 
     platform: SocialPlatform | None = None
     account_id: str | None = None
     platform_post_id: str | None = None
-    status: Literal["published", "failed", "scheduled"] | None = None
+    status: (
+        Literal["published", "failed", "scheduled", "publishing", "retrying", "needs_review"] | None
+    ) = None
     published_at: UtcDatetime | None = None
     error: str | None = None
+    attempt: SocialPostAttempt | None = None
+    url: str | None = None
+    reconciled_at: UtcDatetime | None = None
+    metrics: dict[str, int] | None = None
 
 
 class PostContent(_Model):
