@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +135,10 @@ def test_500_posts_with_faults_publish_exactly_once(
                 list(
                     pool.map(lambda job: runner.execute("post_social", *message_args(job)), running)
                 )
+                # The reconcile grace, in real time: a request the client gave up on (the
+                # sandbox's slow answers) still takes effect up to timeout_seconds later, and the
+                # next round's lookups must see it (grace_seconds is 0 on the hand clock here).
+                time.sleep(faults().timeout_seconds)
                 pending = db.scheduled_jobs.find(
                     {"status": "pending"}, sort=[("schedule.execute_at", -1)], limit=1
                 )
