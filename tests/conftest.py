@@ -26,6 +26,8 @@ from worker.broker import broker_middleware
 from worker.db.client import open_embedded, open_mongodb
 from worker.db.engine import Database
 from worker.db.indexes import ensure_indexes
+from worker.sandbox.server import SandboxServer
+from worker.sandbox.zoho import ZohoSandbox
 from worker.settings import Settings
 
 MONGODB_TEST_URL = os.environ.get("MONGODB_TEST_URL")
@@ -146,6 +148,14 @@ def redis_broker(settings: Settings) -> Iterator[RedisBroker]:
     yield broker
     broker.close()
     delete_namespace(redis.Redis.from_url(settings.broker_url), settings.broker_namespace)
+
+
+@pytest.fixture
+def zoho() -> Iterator[tuple[SandboxServer, ZohoSandbox]]:
+    """A Zoho sandbox (accounts, CRM, Campaigns on one loopback URL) and its state."""
+    state = ZohoSandbox()
+    with state.server() as server:
+        yield server, state
 
 
 @pytest.fixture

@@ -24,19 +24,11 @@ from .zoho_support import Killed, claim_and_run, submit_and_run
 
 
 @pytest.fixture
-def zoho() -> Iterator[tuple[SandboxServer, ZohoSandbox]]:
-    state = ZohoSandbox()
-    with state.server() as server:
-        yield server, state
-
-
-@pytest.fixture
 def zsettings(settings: Settings, zoho: tuple[SandboxServer, ZohoSandbox]) -> Settings:
     server, state = zoho
     return settings.model_copy(
         update={
-            "zoho_accounts_url": server.url, "zoho_campaigns_url": server.url,
-            "zoho_client_id": state.client_id, "zoho_client_secret": state.client_secret,
+            **state.settings_overrides(server.url),
             "http_timeout_seconds": 1.0, "lease_seconds": 30.0, "webhook_allow_private": True,
             "webhook_timeout_seconds": 0.5, "webhook_deactivate_after": 3,
         }

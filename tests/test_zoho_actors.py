@@ -26,21 +26,11 @@ USER = "user_z"
 
 
 @pytest.fixture
-def zoho() -> Iterator[tuple[SandboxServer, ZohoSandbox]]:
-    state = ZohoSandbox()
-    with state.server() as server:
-        yield server, state
-
-
-@pytest.fixture
 def zsettings(settings: Settings, zoho: tuple[SandboxServer, ZohoSandbox]) -> Settings:
     server, state = zoho
     return settings.model_copy(
         update={
-            "zoho_accounts_url": server.url,
-            "zoho_campaigns_url": server.url,
-            "zoho_client_id": state.client_id,
-            "zoho_client_secret": state.client_secret,
+            **state.settings_overrides(server.url),
             "http_timeout_seconds": 5.0,
             "lease_seconds": 30.0,
         }
