@@ -55,6 +55,7 @@ def test_three_schedulers_race_and_dispatch_each_job_once(db, settings, redis_br
     finally:
         for proc in procs:
             kill(proc, signal.SIGTERM)
+    assert [p.returncode for p in procs] == [0, 0, 0]  # SIGTERM stops them gracefully
     key = f"{redis_broker.namespace}:default"
     ids = redis_broker.client.lrange(key, 0, -1)
     bodies = redis_broker.client.hmget(f"{key}.msgs", ids)
