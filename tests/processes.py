@@ -56,9 +56,9 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     handle = log.open("ab")
     # Each process its own metrics ports, as ops must give them (see docs/operations.md).
     env = {
-        **env,
         "MMW_METRICS_PORT": str(free_port()),
         "MMW_WORKER_METRICS_PORT": str(free_port()),
+        **env,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "worker", *args],

@@ -128,3 +128,33 @@ def test_broker_flush_mid_run_still_completes_every_job(db, settings, tmp_path):
     assert len(done) == 60 and set(done.values()) == {1}
     recovered = db.audit_log.count_documents({"action": "job_recovered"})
     assert recovered == 60
+
+
+def test_worker_processes_serve_dramatiq_and_job_metrics(db, settings, tmp_path):
+    import urllib.request
+
+    from tests.processes import free_port
+
+    port = free_port()
+    db.scheduled_jobs.insert_many(due_jobs(3))
+    env = process_env(settings, MMW_WORKER_METRICS_PORT=str(port))
+    log = tmp_path / "run.log"
+    scheduler = start(["scheduler"], env, log)
+    worker = start(["worker", "--processes", "2", "--threads", "2"], env, log)
+    try:
+        wait_until(lambda: counts_by_status(db).get("completed", 0) == 3, 60, "3 completed", log)
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+                return page.read().decode()
+
+        wait_until(lambda: 'mmw_jobs_completed_total{job_type="record"} 3.0' in scrape(), 30,
+                   "metrics of 3 completed jobs", log)  # fmt: skip
+        text = scrape()
+    finally:
+        kill(worker, signal.SIGTERM)
+        kill(scheduler, signal.SIGTERM)
+    # Both worker processes' counts are summed from the multiprocess directory, with Dramatiq's.
+    assert 'dramatiq_messages_total{actor_name="record",queue_name="default"} 3.0' in text
+    assert "mmw_schedule_lag_seconds_bucket" in text
+    assert "mmw_mongo_operations_total" in text

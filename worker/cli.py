@@ -136,18 +136,29 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    settings = _settings()
+    # Not _settings(): plugins are imported by each worker process (worker.app), and importing
+    # them here would import prometheus_client before its multiprocess mode is configured.
+    try:
+        settings = get_settings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
     # One multiprocess metrics folder per instance (its port), emptied at start: Dramatiq never
     # clears it, and stale files from dead processes would be served as live values.
     prom_dir = os.path.join(tempfile.gettempdir(), f"mmw-prometheus-{settings.worker_metrics_port}")
     shutil.rmtree(prom_dir, ignore_errors=True)
     os.makedirs(prom_dir)
     os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
+    # Dramatiq's exposition server runs in a process forked from this one and reads its bind
+    # address at import: without these it would listen on 0.0.0.0:9191 whatever the settings say.
+    os.environ["dramatiq_prom_host"] = settings.metrics_host
+    os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)
     args = ["worker.app", "--processes", str(processes), "--threads", str(threads)]
     if queues:
         args += ["--queues", *queues]
     args += ctx.args
-    sys.exit(dramatiq_main(make_argument_parser().parse_args(args)))
+    code = dramatiq_main(make_argument_parser().parse_args(args))
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    sys.exit(code)
 
 
 @main.command()
