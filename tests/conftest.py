@@ -110,7 +110,7 @@ def settings(tmp_path: Path, db: Database, redis_url: str) -> Settings:
 def _local_redis() -> str | None:
     url = os.environ.get("MMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except redis.RedisError:
         return None
     return url
