@@ -52,12 +52,12 @@ def clock() -> Clock:
     return Clock(dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC))
 
 
-def make_db(folder: Path) -> tuple[Database, str]:
+def make_db(folder: Path) -> Database:
     """A database for one test (and the location other processes open it by)."""
     if MONGODB_TEST_URL:
         name = f"mmw_test_{uuid.uuid4().hex[:12]}"
-        return open_mongodb(MONGODB_TEST_URL, name), name
-    return open_embedded(str(folder), "mmw_test"), "mmw_test"
+        return open_mongodb(MONGODB_TEST_URL, name)
+    return open_embedded(str(folder), "mmw_test")
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def db(tmp_path: Path, embedded_template: Path) -> Iterator[Database]:
     if not MONGODB_TEST_URL:
         shutil.copytree(embedded_template, tmp_path / "mongo")
-    database, _ = make_db(tmp_path / "mongo")
+    database = make_db(tmp_path / "mongo")
     if MONGODB_TEST_URL:
         ensure_indexes(database)
     yield database

@@ -273,3 +273,13 @@ def test_retention_purges_finished_one_offs(db, scheduler, clock):
     db.scheduled_jobs.insert_many([old, fresh])
     assert scheduler.store.purge_finished(now + dt.timedelta(hours=2)) == 1
     assert status(db, old) is None and status(db, fresh) is not None
+
+
+def test_paused_jobs_do_not_count_as_due_but_not_dispatched(db, scheduler, clock):
+    from worker import metrics
+
+    insert(db, clock, n=2)
+    insert(db, clock, user_id="user_2")
+    pause(db, user_id="user_2")
+    scheduler.refresh_gauges(clock.now)
+    assert metrics.DUE_NOT_DISPATCHED._value.get() == 2  # the paused user's job is held, not stuck

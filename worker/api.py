@@ -170,7 +170,7 @@ def cancel(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict
             + (" and already running" if current.get("status") == "processing" else "")
             + "; only pending or not yet started jobs can be cancelled"
         )
-    _audit(db, job, "job_cancelled", now)
+    _audit_job(db, job, "job_cancelled", now)
     return job
 
 
@@ -198,7 +198,7 @@ def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[
     )
     if updated is None:
         raise JobConflict(f"job {job_id!r} changed while retrying; try again")
-    _audit(db, current, "job_requeued", now)
+    _audit_job(db, current, "job_requeued", now)
     return updated
 
 
@@ -233,16 +233,13 @@ def pause(
             {"$set": {"paused": paused, "reason": reason, "updated_at": now}},
             upsert=True,
         )
-    db[names.AUDIT_LOG].insert_one(
-        {
-            "user_id": user_id,
-            "action": "jobs_paused" if paused else "jobs_resumed",
-            "resource_type": "scheduled_job",
-            "resource_id": job_id or f"{'user' if user_id else 'job_type'}:{targets[0]}",
-            "details": {"reason": reason},
-            "user_agent": "mmw-api",
-            "timestamp": now,
-        }
+    _audit(
+        db,
+        user_id=user_id,
+        action="jobs_paused" if paused else "jobs_resumed",
+        resource_id=job_id or f"{'user' if user_id else 'job_type'}:{targets[0]}",
+        details={"reason": reason},
+        now=now,
     )
 
 
@@ -265,15 +262,35 @@ def preview_fires(
     return upcoming_fires(spec.cron, spec.timezone, after, n)
 
 
-def _audit(db: Database, job: dict[str, Any], action: str, now: dt.datetime) -> None:
+def _audit(
+    db: Database,
+    *,
+    user_id: str | None,
+    action: str,
+    resource_id: str,
+    details: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    """An operator's action on jobs, written at once (the API has no batching audit log)."""
     db[names.AUDIT_LOG].insert_one(
         {
-            "user_id": job.get("user_id"),
+            "user_id": user_id,
             "action": action,
             "resource_type": "scheduled_job",
-            "resource_id": job.get("job_id"),
-            "details": {"job_type": job.get("job_type")},
+            "resource_id": resource_id,
+            "details": details,
             "user_agent": "mmw-api",
             "timestamp": now,
         }
+    )
+
+
+def _audit_job(db: Database, job: dict[str, Any], action: str, now: dt.datetime) -> None:
+    _audit(
+        db,
+        user_id=job.get("user_id"),
+        action=action,
+        resource_id=str(job.get("job_id")),
+        details={"job_type": job.get("job_type")},
+        now=now,
     )

@@ -9,14 +9,12 @@ the worker shuts down. Prometheus multiprocess settings must be in the environme
 from __future__ import annotations
 
 import os
-import tempfile
 
 from worker.settings import get_settings
 
 settings = get_settings()
-_prom_dir = os.path.join(tempfile.gettempdir(), f"mmw-prometheus-{settings.worker_metrics_port}")
-os.makedirs(_prom_dir, exist_ok=True)
-prom_dir = os.environ.setdefault("dramatiq_prom_db", _prom_dir)
+settings.worker_metrics_dir.mkdir(parents=True, exist_ok=True)
+prom_dir = os.environ.setdefault("dramatiq_prom_db", str(settings.worker_metrics_dir))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", prom_dir)
 os.environ.setdefault("dramatiq_prom_host", settings.metrics_host)
 os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))

@@ -131,7 +131,6 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     """Run Dramatiq worker processes (extra arguments go to the dramatiq CLI)."""
     import os
     import shutil
-    import tempfile
 
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
@@ -144,7 +143,7 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
         raise click.ClickException(f"invalid configuration: {exc}") from exc
     # One multiprocess metrics folder per instance (its port), emptied at start: Dramatiq never
     # clears it, and stale files from dead processes would be served as live values.
-    prom_dir = os.path.join(tempfile.gettempdir(), f"mmw-prometheus-{settings.worker_metrics_port}")
+    prom_dir = str(settings.worker_metrics_dir)
     shutil.rmtree(prom_dir, ignore_errors=True)
     os.makedirs(prom_dir)
     os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir

@@ -424,7 +424,10 @@ class Scheduler:
         counts = self.store.count_by_status()
         for status in JobStatus:
             metrics.JOBS_BY_STATUS.labels(status.value).set(counts.get(status.value, 0))
-        metrics.DUE_NOT_DISPATCHED.set(self.store.count_due(now))
+        users, types = self._paused()
+        metrics.DUE_NOT_DISPATCHED.set(
+            self.store.count_due(now, paused_users=users, paused_types=types)
+        )
 
     def _paused(self) -> tuple[list[str], list[str]]:
         """Users and job types an operator paused (re-read every ``controls_interval``)."""

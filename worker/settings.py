@@ -215,6 +215,13 @@ class Settings(BaseSettings):
         "unsupported: cosine similarity in-process.",
     )
 
+    @property
+    def worker_metrics_dir(self) -> Path:
+        """Prometheus multiprocess folder of one worker instance (named by its metrics port)."""
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"mmw-prometheus-{self.worker_metrics_port}"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -160,8 +160,8 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="sandbox", daemon=True
+        self._thread = threading.Thread(  # a short poll makes stop() (every test) fast
+            target=self._httpd.serve_forever, args=(0.05,), name="sandbox", daemon=True
         )
         self._thread.start()
         return self
