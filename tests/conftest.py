@@ -32,6 +32,11 @@ from worker.settings import Settings
 
 MONGODB_TEST_URL = os.environ.get("MONGODB_TEST_URL")
 
+#: The master key every test (and every process a test starts) seals secrets with; a test that
+#: needs another configuration passes its own ``Settings(secret_keys=...)``.
+TEST_SECRET_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+os.environ.setdefault("MMW_SECRET_KEYS", TEST_SECRET_KEYS)
+
 
 class Clock:
     """A hand-driven clock: tests move time explicitly, nothing sleeps."""

@@ -14,6 +14,7 @@ from worker.integrations.social.base import (
     same_text,
 )
 from worker.integrations.social.linkedin import author_urn, escape_little_text
+from worker.secrets import keyring, seal_document
 
 NOW = 1_800_000_000.0
 BUC_SEVEN_MINUTES = '{"123":[{"type":"pages","estimated_time_to_regain_access":7}]}'
@@ -80,10 +81,14 @@ def test_content_and_account_from_documents():
         "account_id": "user-9",
         "credentials": {"access_token": "secret-token", "page_id": "555"},
     }
-    account = SocialAccount.from_doc(doc)
+    ring = keyring()
+    account = SocialAccount.from_doc(doc, ring)  # legacy plaintext still reads
     assert account.account_id == "555"
     assert "secret-token" not in repr(account)
-    x = SocialAccount.from_doc({"platform": "twitter", "account_id": "42", "credentials": {}})
+    sealed = seal_document("social_accounts", {**doc, "user_id": "u1"})
+    assert "secret-token" not in str(sealed)
+    assert SocialAccount.from_doc(sealed, ring).access_token == "secret-token"
+    x = SocialAccount.from_doc({"platform": "twitter", "account_id": "42", "credentials": {}}, ring)
     assert (x.account_id, x.access_token) == ("42", "")
 
 

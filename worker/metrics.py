@@ -99,6 +99,11 @@ MONGO_OPERATIONS = Counter(
     "MongoDB operations (round trips) by collection and operation.",
     ["collection", "operation"],
 )
+PLAINTEXT_SECRETS_READ = Counter(
+    "mmw_plaintext_secrets_read_total",
+    "Secrets read in clear text (legacy, not yet sealed: run `mmw keys migrate`).",
+    ["collection", "field"],
+)
 
 operations.listeners.append(lambda coll, op: MONGO_OPERATIONS.labels(coll, op).inc())
 

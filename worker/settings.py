@@ -32,6 +32,19 @@ class Settings(BaseSettings):
         default=Path(".mmw/db"), description="Folder of the embedded engine (shared by processes)."
     )
 
+    # --- Secrets at rest (worker/secrets.py) ---------------------------------------------------
+    secret_keys: str = Field(
+        default="",
+        repr=False,
+        description="Master keys sealing tokens, API keys and webhook secrets: kid:base64key "
+        "entries (JSON list or comma list); the first seals, all open. `mmw keys generate`.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="A file of kid:base64key lines, read after MMW_SECRET_KEYS (0600; "
+        "`mmw dev` creates .mmw/secret.key when no key is configured).",
+    )
+
     # --- Broker --------------------------------------------------------------------------------
     broker_url: str | None = Field(
         default=None,

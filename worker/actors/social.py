@@ -61,6 +61,7 @@ from worker.integrations.social.publishing import (
 from worker.integrations.social.ratelimit import PostLimit, PublishLimiter
 from worker.jobtypes import PostSocialPayload, SyncSocialMetricsPayload
 from worker.redact import redact_text
+from worker.secrets import context_for, keyring, open_field
 from worker.settings import Settings
 
 __all__ = ["post_social", "publish_limiter", "sync_social_metrics"]
@@ -121,6 +122,7 @@ class PostPublisher:
         self.content = PostContent.from_doc(post.get("content") or {})
         self.posts = ctx.db[names.SOCIAL_POSTS]
         self.accounts = ctx.db[names.SOCIAL_ACCOUNTS]
+        self.keyring = keyring(ctx.settings)
         self.delays: list[float] = []
 
     # --- storage -----------------------------------------------------------------------------
@@ -211,24 +213,26 @@ class PostPublisher:
         Safe for publishing too: a 401 means the platform refused the request.
         """
         try:
-            return call(SocialAccount.from_doc(account))
+            return call(SocialAccount.from_doc(account, self.keyring))
         except TokenExpired:
             fresh = self._refresh(account)
             if fresh is None:
                 raise
             account.clear()
             account.update(fresh)
-            return call(SocialAccount.from_doc(account))
+            return call(SocialAccount.from_doc(account, self.keyring))
 
     def _refresh(self, account: dict[str, Any]) -> dict[str, Any] | None:
         """New credentials for the account (rotated refresh token kept), or None if impossible.
 
-        The write is a compare-and-set on the old refresh token: when another worker rotated
-        it first, its fresh document is used instead.
+        The write is a compare-and-set on the old (stored, sealed) refresh token: when another
+        worker rotated it first, its fresh document is used instead. New tokens are sealed.
         """
         client = self.clients(account["platform"])
-        credentials = account.get("credentials") or {}
-        refresh_token = credentials.get("refresh_token")
+        stored = (account.get("credentials") or {}).get("refresh_token")
+        refresh_token = open_field(
+            self.keyring, names.SOCIAL_ACCOUNTS, account, "credentials.refresh_token"
+        )
         if not client.can_refresh or not refresh_token:
             return None
         settings = self.ctx.settings
@@ -236,21 +240,27 @@ class PostPublisher:
             grant = client.refresh(refresh_token, settings.x_client_id, settings.x_client_secret)
         except TokenExpired:
             current = self.accounts.find_one({"_id": account["_id"]}) or {}
-            if (current.get("credentials") or {}).get("refresh_token") != refresh_token:
+            if (current.get("credentials") or {}).get("refresh_token") != stored:
                 return current  # rotated by another worker meanwhile
             raise
         now = self.ctx.now()
         fields: dict[str, Any] = {
-            "credentials.access_token": grant.access_token,
-            "credentials.refresh_token": grant.refresh_token,
+            "credentials.access_token": self._seal(account, "access_token", grant.access_token),
+            "credentials.refresh_token": self._seal(
+                account, "refresh_token", grant.refresh_token or refresh_token
+            ),
             "updated_at": now,
         }
         if grant.expires_in:
             fields["credentials.token_expires_at"] = now + dt.timedelta(seconds=grant.expires_in)
         self.accounts.update_one(
-            {"_id": account["_id"], "credentials.refresh_token": refresh_token}, {"$set": fields}
+            {"_id": account["_id"], "credentials.refresh_token": stored}, {"$set": fields}
         )
         return self.accounts.find_one({"_id": account["_id"]})
+
+    def _seal(self, account: dict[str, Any], name: str, value: str) -> str:
+        field = f"credentials.{name}"
+        return self.keyring.seal(value, context_for(names.SOCIAL_ACCOUNTS, field, account))
 
     # --- the protocol --------------------------------------------------------------------------
     def run(self, index: int, target: dict[str, Any]) -> None:
@@ -512,7 +522,8 @@ def sync_social_metrics(ctx: JobContext) -> dict[str, Any]:
                     continue
                 try:
                     metrics = clients(target["platform"]).fetch_metrics(
-                        SocialAccount.from_doc(account), target["platform_post_id"]
+                        SocialAccount.from_doc(account, keyring(ctx.settings)),
+                        target["platform_post_id"],
                     )
                 except TokenExpired:
                     accounts.update_one({"_id": account["_id"]}, {"$set": {"status": "expired"}})

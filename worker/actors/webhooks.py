@@ -29,6 +29,7 @@ from worker.integrations.webhooks import (
     should_deactivate,
 )
 from worker.jobtypes import DeliverWebhookPayload
+from worker.secrets import keyring, open_field
 from worker.webhooks import subscribed
 
 __all__ = ["deliver_webhook"]
@@ -52,7 +53,8 @@ def deliver_webhook(ctx: JobContext) -> dict[str, Any]:
         raise PermanentFailure(f"webhook {payload.webhook_id} not found")
     if not hook.get("active") or not subscribed(hook.get("events"), payload.event):
         return {"webhook_id": payload.webhook_id, "skipped": "inactive or unsubscribed"}
-    if not hook.get("secret"):
+    secret = open_field(keyring(ctx.settings), names.WEBHOOKS, hook, "secret")  # sealed at rest
+    if not secret:
         raise PermanentFailure(f"webhook {payload.webhook_id} has no secret")
     try:
         check_target(hook["url"], allow_private=ctx.settings.webhook_allow_private)
@@ -65,7 +67,7 @@ def deliver_webhook(ctx: JobContext) -> dict[str, Any]:
         timeout=ctx.settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
     ) as client:
         attempt = attempt_delivery(
-            client, hook["url"], secret=hook["secret"], msg_id=payload.event_id, body=body,
+            client, hook["url"], secret=secret, msg_id=payload.event_id, body=body,
             now=ctx.now(),
         )  # fmt: skip
     verdict = classify(attempt.status)

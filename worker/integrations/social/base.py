@@ -28,7 +28,9 @@ from typing import Any, ClassVar
 
 import httpx2
 
+from worker.db import names
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
+from worker.secrets import Keyring, open_field
 
 __all__ = [
     "METRIC_KEYS",
@@ -83,8 +85,11 @@ class SocialAccount:
     access_token: str = field(repr=False)
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> SocialAccount:
-        """Build from a ``social_accounts`` document (page / IG business ids win when set)."""
+    def from_doc(cls, doc: Mapping[str, Any], keyring: Keyring) -> SocialAccount:
+        """Build from a stored ``social_accounts`` document (page / IG business ids win when set).
+
+        The access token is opened here, the one place credentials become plaintext.
+        """
         credentials = doc.get("credentials") or {}
         target = {
             "facebook": credentials.get("page_id"),
@@ -93,7 +98,10 @@ class SocialAccount:
         return cls(
             platform=doc["platform"],
             account_id=str(target or doc["account_id"]),
-            access_token=credentials.get("access_token") or "",
+            access_token=open_field(
+                keyring, names.SOCIAL_ACCOUNTS, doc, "credentials.access_token"
+            )
+            or "",
         )
 
 

@@ -12,6 +12,9 @@ A refresh token Zoho rejects (``invalid_code``…) is remembered by fingerprint
 (``refresh_failed``) so later jobs fail at once instead of calling Zoho again, and
 ``settings.integrations.zoho_connected`` becomes false. Storing a new refresh token (reconnect)
 changes the fingerprint and clears the condition by itself.
+
+Both tokens are stored sealed (:mod:`worker.secrets`, bound to the user); the documents this
+store hands around are opened copies, and compare-and-set queries use the stored values.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from worker.integrations.zoho.oauth import (
     is_token_fresh,
     refresh_access_token,
 )
+from worker.secrets import context_for, keyring, open_document
 from worker.settings import Settings
 
 __all__ = ["ZohoDisconnected", "ZohoTokenStore", "fingerprint"]
@@ -78,12 +82,18 @@ class ZohoTokenStore:
         self._margin = margin
         self._on_disconnect = on_disconnect
         self._owner = uuid.uuid4().hex
+        self._keyring = keyring(settings)
 
     # --- reading -------------------------------------------------------------------------------
     def document(self) -> dict[str, Any]:
-        doc = self._tokens.find_one({"user_id": self.user_id})
-        if doc is None or not doc.get("refresh_token"):
+        """The user's token document with its tokens opened (``_stored`` keeps the raw one)."""
+        return self._checked(self._tokens.find_one({"user_id": self.user_id}))
+
+    def _checked(self, stored: dict[str, Any] | None) -> dict[str, Any]:
+        if stored is None or not stored.get("refresh_token"):
             raise ZohoDisconnected("Zoho is not connected for this user")
+        doc = open_document(self._keyring, names.ZOHO_TOKENS, stored)
+        doc["_stored"] = stored
         failed = doc.get("refresh_failed") or {}
         if failed.get("fingerprint") == fingerprint(doc["refresh_token"]):
             raise ZohoDisconnected(
@@ -159,13 +169,13 @@ class ZohoTokenStore:
             pause = min(pause * 2, 0.25)
 
     def _refresh_holding(
-        self, doc: dict[str, Any], stale: str | None, margin: timedelta | None
+        self, held: dict[str, Any], stale: str | None, margin: timedelta | None
     ) -> str:
         try:
+            doc = self._checked(held)  # raises if this refresh token is known to be broken
             if doc.get("access_token") != stale and self._fresh(doc, margin):
                 self._release()
                 return str(doc["access_token"])  # refreshed while we waited for the lease
-            self.document()  # raises if this refresh token is known to be broken
             grant = self._grant(doc)
         except BaseException:
             self._release()
@@ -199,7 +209,10 @@ class ZohoTokenStore:
 
     def _store(self, grant: TokenGrant) -> None:
         fields: dict[str, Any] = {
-            "access_token": grant.access_token,
+            "access_token": self._keyring.seal(
+                grant.access_token,
+                context_for(names.ZOHO_TOKENS, "access_token", {"user_id": self.user_id}),
+            ),
             "expires_in": grant.expires_in,
             "expires_at": grant.expires_at,
             "token_type": grant.token_type,
@@ -224,7 +237,7 @@ class ZohoTokenStore:
         now = self._clock()
         code = reason.split("(", 1)[-1].split(")", 1)[0] if "(" in reason else "rejected"
         self._tokens.update_one(
-            {"user_id": self.user_id, "refresh_token": doc["refresh_token"]},
+            {"user_id": self.user_id, "refresh_token": doc["_stored"]["refresh_token"]},
             {
                 "$set": {
                     "refresh_failed": {
