@@ -19,6 +19,13 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", prom_dir)
 os.environ.setdefault("dramatiq_prom_host", settings.metrics_host)
 os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))
 
+from worker.secrets import SecretError, require_keys  # noqa: E402 - no prometheus_client import
+
+try:
+    require_keys(settings)  # tokens are written by workers: never in clear text
+except SecretError as exc:
+    raise SystemExit(f"mmw worker: {exc}") from None
+
 import dramatiq  # noqa: E402
 from dramatiq.middleware import Middleware  # noqa: E402
 

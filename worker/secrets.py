@@ -59,6 +59,7 @@ __all__ = [
     "open_document",
     "open_field",
     "parse_keys",
+    "require_keys",
     "seal",
     "seal_document",
     "secret_values",
@@ -311,7 +312,9 @@ def _keyring(listed: str, key_file: str | None) -> Keyring:
         try:
             text = Path(key_file).read_text()
         except OSError as exc:
-            raise SecretsNotConfigured(f"cannot read MMW_SECRET_KEY_FILE ({exc.strerror})") from None
+            raise SecretsNotConfigured(
+                f"cannot read MMW_SECRET_KEY_FILE ({exc.strerror})"
+            ) from None
         keys += parse_keys(text)
         kids = [kid for kid, _ in keys]
         if len(set(kids)) != len(kids):
@@ -324,6 +327,20 @@ def keyring(settings: Settings | None = None) -> Keyring:
     settings = settings or get_settings()
     key_file = str(settings.secret_key_file) if settings.secret_key_file else None
     return _keyring(settings.secret_keys, key_file)
+
+
+def require_keys(settings: Settings) -> Keyring:
+    """The keyring of a worker process: without a key it refuses to start (never plaintext)."""
+    try:
+        ring = keyring(settings)
+    except ValueError as exc:
+        raise SecretsNotConfigured(f"invalid MMW_SECRET_KEYS: {exc}") from None
+    if ring.primary is None:
+        raise SecretsNotConfigured(
+            "no secret key configured: set MMW_SECRET_KEYS (create one with `mmw keys generate`); "
+            "workers refuse to run rather than store tokens in clear text"
+        )
+    return ring
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -401,8 +418,8 @@ def seal(
 ) -> str:
     """``value`` sealed for ``field`` of ``doc`` (which needs its owner fields): for ``$set``.
 
-    >>> db.zoho_tokens.update_one({"user_id": "u1"},
-    ...     {"$set": {"access_token": seal(token, "zoho_tokens", "access_token", {"user_id": "u1"})}})
+    >>> sealed = seal(token, "zoho_tokens", "access_token", {"user_id": "u1"})
+    >>> db.zoho_tokens.update_one({"user_id": "u1"}, {"$set": {"access_token": sealed}})
     """
     return keyring(settings).seal(value, context_for(collection, field, doc))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,56 @@ class _SharedConnections:
         return getattr(sqlite3, name)
 
     @staticmethod
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
         kwargs.setdefault("check_same_thread", False)
-        return sqlite3.connect(*args, **kwargs)
+        _private_file(Path(database))  # SQLite gives its -wal/-shm files the same mode
+        return sqlite3.connect(database, *args, **kwargs)
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as 0700; tighten it if it exists wider."""
+    if not path.exists():
+        if not path.parent.exists():
+            _private_dir(path.parent)
+        path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` as 0600 before SQLite opens it; tighten a file created wider earlier."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _tighten(folder: Path) -> None:
+    """Folders 0700 and files 0600 under an embedded folder made before modes were enforced."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            _private_dir(Path(root) / name)
+        for name in files:
+            target = Path(root) / name
+            if target.stat().st_mode & 0o077:
+                target.chmod(0o600)
 
 
 def open_embedded(path: str, name: str) -> Database:
-    """litemongo's SQLite store in folder ``path``, shared by every process that opens it."""
+    """litemongo's SQLite store in folder ``path``, shared by every process that opens it.
+
+    The folder holds every token of every user: it is created 0700 and its files 0600 (and
+    tightened so if an older version created them wider).
+    """
     import litemongo
     import litemongo.sqlite_store
 
     litemongo.sqlite_store.sqlite3 = _SharedConnections()  # type: ignore[assignment]
+    _private_dir(Path(path))
+    _private_dir(Path(path) / name)
+    _tighten(Path(path))
 
     def connect() -> Any:
         return litemongo.connect(str(path), tz_aware=True)[name]

@@ -83,8 +83,8 @@ class FileLock:
     def _file(self) -> int:
         # A forked child must not share the parent's descriptor (flock is per open file).
         if self._fd is None or self._pid != os.getpid():
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
             self._thread_lock = threading.Lock()
         return self._fd

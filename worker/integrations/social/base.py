@@ -98,9 +98,7 @@ class SocialAccount:
         return cls(
             platform=doc["platform"],
             account_id=str(target or doc["account_id"]),
-            access_token=open_field(
-                keyring, names.SOCIAL_ACCOUNTS, doc, "credentials.access_token"
-            )
+            access_token=open_field(keyring, names.SOCIAL_ACCOUNTS, doc, "credentials.access_token")
             or "",
         )
 
