@@ -15,6 +15,7 @@ from worker.db import names
 from worker.integrations.webhooks import generate_secret
 from worker.sandbox import Faults, SandboxServer
 from worker.sandbox.zoho import ZohoSandbox
+from worker.secrets import seal_document
 from worker.settings import Settings
 from worker.webhooks import emit_event, job_event_listener
 
@@ -146,10 +147,10 @@ def test_future_send_is_scheduled_and_reports_flow_back(
 
 
 def webhook(db: Any, url: str, events: list[str], secret: str, hook_id: str = "wh_1") -> None:
-    db[names.WEBHOOKS].insert_one(
+    db[names.WEBHOOKS].insert_one(seal_document(names.WEBHOOKS,  # stored as apps must
         {"webhook_id": hook_id, "user_id": USER, "name": "ops", "url": url, "events": events,
          "secret": secret, "active": True, "created_at": dt.datetime.now(dt.UTC)}
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_job_events_are_delivered_signed_and_retried(db: Any, runner: Runner) -> None:

@@ -23,6 +23,7 @@ from worker.jobtypes import JOB_TYPES
 from worker.sandbox.server import Faults
 from worker.sandbox.social import SocialSandboxServer, start_social_sandbox
 from worker.scheduler import Scheduler
+from worker.secrets import is_sealed, keyring, open_document
 from worker.settings import Settings
 
 MONGODB_TEST_URL = os.environ.get("MONGODB_TEST_URL")
@@ -629,14 +630,20 @@ def test_expired_x_token_is_refreshed_once_and_the_post_goes_out(
     assert len(sandbox.posts("twitter")) == 1
     account = db.social_accounts.find_one({"platform": "twitter"})
     assert account["status"] == "active"
-    credentials = account["credentials"]
+    stored = account["credentials"]
+    assert is_sealed(stored["access_token"]) and is_sealed(stored["refresh_token"])
+    credentials = open_document(keyring(runner.settings), "social_accounts", account)["credentials"]
     assert credentials["access_token"] != tokens["twitter"]
+    assert sandbox.state.token_owner("twitter", credentials["access_token"]) == (
+        ACCOUNTS["twitter"],
+        False,
+    )
     assert credentials["refresh_token"] != "rt-secret"  # rotated
     assert credentials["token_expires_at"] == clock.now + dt.timedelta(seconds=7200)
     runner.audit_log.flush()
     everything = repr(list(db.audit_log.find())) + repr(job)
-    assert credentials["access_token"] not in everything
-    assert credentials["refresh_token"] not in everything
+    assert credentials["access_token"] not in everything + repr(account)
+    assert credentials["refresh_token"] not in everything + repr(account)
 
 
 def test_refused_refresh_fails_the_target_and_expires_the_account(

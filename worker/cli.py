@@ -541,7 +541,7 @@ def keys_status() -> None:
     click.echo(f"configured keys: {', '.join(ring.kids)} (sealing with {ring.primary})")
     for (collection, field), kids in sorted(census(_db(settings)).items()):
         counts = ", ".join(f"{kid} {n}" for kid, n in sorted(kids.items()))
-        click.echo(f"{collection}.{field:<32} {counts}")
+        click.echo(f"{collection + '.' + field:<44} {counts}")
 
 
 if __name__ == "__main__":
