@@ -1,4 +1,4 @@
-"""The secret scanner sees clear-text secrets in raw database bytes, and the platform leaves none."""
+"""The secret scanner sees clear text in raw database bytes; the platform leaves none there."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 import worker.secrets as secrets_module
 from worker.cli import main
 from worker.db import names
-from worker.db.client import open_embedded
+from worker.db.client import open_embedded, scrub_embedded
 from worker.dev import DEV_KEY_FILE, dev_key
 from worker.integrations.zoho.tokens import ZohoTokenStore
 from worker.reseal import census, reseal_all
@@ -430,3 +430,23 @@ def test_zoho_tokens_are_stored_sealed_and_bound_to_their_user(db, settings, zoh
     )  # fmt: skip
     with pytest.raises(SecretUnreadable):
         ZohoTokenStore(db, zsettings, "b", clock=clock).access_token()
+
+
+def test_after_migration_no_old_plaintext_remains_in_the_embedded_files(tmp_path):
+    folder = tmp_path / "mongo"
+    db = open_embedded(str(folder), "scrub")
+    for n in range(40):
+        db[names.ZOHO_TOKENS].insert_one(
+            {"user_id": f"u{n}", "access_token": f"PLAIN-at-{n:04d}", "refresh_token": f"PLAIN-{n}"}
+        )
+    db[names.ZOHO_TOKENS].delete_one({"user_id": "u0"})
+
+    def leftovers() -> int:
+        return sum(p.read_bytes().count(b"PLAIN-") for p in folder.rglob("*") if p.is_file())
+
+    assert leftovers() >= 80
+    reseal_all(db, ring("k"), plaintext_only=True)
+    assert scrub_embedded(db, [names.ZOHO_TOKENS, names.WEBHOOKS]) == []
+    assert leftovers() == 0
+    assert open_field(ring("k"), names.ZOHO_TOKENS, db[names.ZOHO_TOKENS].find_one(
+        {"user_id": "u7"}), "access_token") == "PLAIN-at-0007"  # fmt: skip

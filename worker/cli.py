@@ -489,7 +489,9 @@ def keys_generate(kid: str | None) -> None:
 
 
 def _reseal(plaintext_only: bool, batch_size: int) -> None:
+    from worker.db.client import scrub_embedded
     from worker.reseal import ResealReport, reseal_all
+    from worker.secrets import SECRET_FIELDS
 
     settings = _settings()
     ring = _keyring(settings)
@@ -501,8 +503,9 @@ def _reseal(plaintext_only: bool, batch_size: int) -> None:
             err=True,
         )
 
+    database = _db(settings)
     reports = reseal_all(
-        _db(settings),
+        database,
         ring,
         plaintext_only=plaintext_only,
         batch_size=batch_size,
@@ -511,6 +514,9 @@ def _reseal(plaintext_only: bool, batch_size: int) -> None:
     problems = [p for r in reports for p in r.problems]
     total = sum(r.resealed for r in reports)
     click.echo(f"{total} documents resealed under key {ring.primary!r}")
+    busy = scrub_embedded(database, SECRET_FIELDS)
+    if busy:
+        click.echo(f"embedded engine: old values may remain in the WAL of {busy}; run again")
     for problem in problems:
         click.echo(f"not resealed: {problem}", err=True)
     if problems:

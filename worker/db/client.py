@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from worker.db.engine import Database, FileLock
 from worker.settings import Settings
 
-__all__ = ["get_database", "open_embedded", "open_mongodb"]
+__all__ = ["get_database", "open_embedded", "open_mongodb", "scrub_embedded"]
 
 _cache: dict[tuple[str, str], Database] = {}
+#: The folder of each embedded database handle (its collections are files in it).
+_folders: weakref.WeakKeyDictionary[Database, Path] = weakref.WeakKeyDictionary()
 
 
 def open_mongodb(url: str, name: str) -> Database:
@@ -42,7 +46,11 @@ class _SharedConnections:
     def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
         kwargs.setdefault("check_same_thread", False)
         _private_file(Path(database))  # SQLite gives its -wal/-shm files the same mode
-        return sqlite3.connect(database, *args, **kwargs)
+        connection = sqlite3.connect(database, *args, **kwargs)
+        # Deleted and overwritten content is zeroed, not left in free space: a token replaced
+        # by its sealed form must not survive in the file (see scrub_embedded).
+        connection.execute("PRAGMA secure_delete=ON")
+        return connection
 
 
 def _private_dir(path: Path) -> None:
@@ -93,7 +101,38 @@ def open_embedded(path: str, name: str) -> Database:
     def connect() -> Any:
         return litemongo.connect(str(path), tz_aware=True)[name]
 
-    return Database(connect, per_thread=False, lock=FileLock(Path(path) / ".lock"), kind="embedded")
+    database = Database(
+        connect, per_thread=False, lock=FileLock(Path(path) / ".lock"), kind="embedded"
+    )
+    _folders[database] = Path(path) / name
+    return database
+
+
+def scrub_embedded(db: Database, collections: Iterable[str]) -> list[str]:
+    """Fold the write-ahead logs of ``collections`` into their files and truncate them.
+
+    After secrets were re-sealed, older page images holding the previous values still sit in
+    each file's WAL until a checkpoint; this removes them (freed space is already zeroed by
+    ``secure_delete``). Returns the collections another process kept busy (run again). A real
+    MongoDB server needs nothing here; its own files and backups follow its retention.
+    """
+    folder = _folders.get(db)
+    if folder is None:
+        return []
+    busy = []
+    for name in collections:
+        path = folder / name
+        if not path.is_file():
+            continue
+        with db.lock():
+            connection = sqlite3.connect(path)
+            try:
+                (blocked, _, _) = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                connection.close()
+        if blocked:
+            busy.append(name)
+    return busy
 
 
 def get_database(settings: Settings) -> Database:
