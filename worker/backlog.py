@@ -104,9 +104,7 @@ def paused_jobs(
 def jobs_needing_review(db: Database) -> dict[str, int]:
     """Effects whose outcome could not be confirmed, by kind: a person must look at them."""
     return {
-        "social_post": db[names.SOCIAL_POSTS].count_documents(
-            {"platforms.status": "needs_review"}
-        ),
+        "social_post": db[names.SOCIAL_POSTS].count_documents({"platforms.status": "needs_review"}),
     }
 
 

@@ -137,6 +137,7 @@ MONGO_OPERATIONS = Counter(
     ["collection", "operation"],
 )
 
+
 def _build_labels() -> tuple[str, str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
