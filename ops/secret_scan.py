@@ -408,7 +408,7 @@ def _fault_child(folder: str, seconds: str) -> None:
     # Social faults would hold the X refresh behind minute-long retry delays: the social
     # sandbox answers truly (an expired token, so tokens rotate), Zoho gets the faults.
     social = dev.start_social_sandbox
-    dev.start_social_sandbox = lambda faults=None: social(None)
+    dev.start_social_sandbox = lambda faults=None, **options: social(None, **options)
     faults = Faults(server_error=0.25, after_effect_timeout=0.15, seed=7)  # 429s wait too long
     faults.timeout_seconds = 1.5
     stop = threading.Event()
