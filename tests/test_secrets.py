@@ -6,7 +6,10 @@ import base64
 import datetime as dt
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,8 @@ from worker.secrets import (
     seal_document,
 )
 from worker.settings import Settings, get_settings
+
+from .processes import ROOT, process_env
 
 CTX = SecretContext("zoho_tokens", "access_token", "u1")
 
@@ -450,3 +455,46 @@ def test_after_migration_no_old_plaintext_remains_in_the_embedded_files(tmp_path
     assert leftovers() == 0
     assert open_field(ring("k"), names.ZOHO_TOKENS, db[names.ZOHO_TOKENS].find_one(
         {"user_id": "u7"}), "access_token") == "PLAIN-at-0007"  # fmt: skip
+
+
+@pytest.mark.crash
+def test_rotation_killed_with_sigkill_is_finished_by_running_it_again(settings, db):
+    """The real command, SIGKILLed mid-run: a second run completes it, nothing is lost."""
+    count = 120
+    for n in range(count):
+        db[names.WEBHOOKS].insert_one(
+            {"user_id": f"u{n}", "webhook_id": f"w{n}", "secret": f"s-{n}"}
+        )
+    keys = settings_with("new", "old")
+    env = process_env(settings, MMW_SECRET_KEYS=keys.secret_keys)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "worker", "keys", "rotate", "--batch-size", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stderr is not None
+    for line in child.stderr:
+        if line.startswith(b"webhooks: 30 scanned"):
+            child.send_signal(signal.SIGKILL)
+            break
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    sealed = [d for d in db[names.WEBHOOKS].find({}) if is_sealed(d["secret"])]
+    assert 30 <= len(sealed) < count
+    reports = reseal_all(db, keyring(keys))
+    hooks = next(r for r in reports if r.collection == names.WEBHOOKS)
+    assert hooks.problems == [] and hooks.resealed == count - len(sealed)
+    for doc in db[names.WEBHOOKS].find({}):
+        n = doc["webhook_id"][1:]
+        assert open_field(keyring(keys), names.WEBHOOKS, doc, "secret") == f"s-{n}"
+        assert Keyring.kid_of(doc["secret"]) == "new"
+    audited = [e["resource_id"] for e in db[names.AUDIT_LOG].find({"action": "secrets_resealed"})]
+    assert len(audited) == len(set(audited))  # never twice
+    assert len(audited) >= count - 1  # the kill may fall between one update and its entry
+
+
+def test_a_worker_process_without_a_key_refuses_to_start(settings):
+    env = process_env(settings, MMW_SECRET_KEYS="")
+    done = subprocess.run(
+        [sys.executable, "-c", "import worker.app"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert done.returncode == 1
+    assert b"no secret key configured" in done.stderr and b"Traceback" not in done.stderr
