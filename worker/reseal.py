@@ -173,7 +173,8 @@ def census(db: Database) -> dict[tuple[str, str], Counter[str]]:
     counts: dict[tuple[str, str], Counter[str]] = {}
     for collection, spec in SECRET_FIELDS.items():
         wildcards = [f[:-2] for f in spec.fields if f.endswith(".*")]
-        for doc in db[collection].find({}):
+        projection = {f.removesuffix(".*"): 1 for f in spec.fields}
+        for doc in db[collection].find({}, projection=projection):
             for path, stored in secret_values(collection, doc):
                 label = next((f"{w}.*" for w in wildcards if path.startswith(w + ".")), path)
                 kid = Keyring.kid_of(stored) or "plaintext"
