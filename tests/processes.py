@@ -43,6 +43,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
             "MMW_PLUGINS": '["tests.crash_actors"]',
             "MMW_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            "MMW_SECRET_KEYS": settings.secret_keys,  # workers refuse to start without a key
         }
     )
     if settings.mongodb_url:
