@@ -91,3 +91,4 @@ def test_dev_demo_and_a_fault_run_leave_no_secret_in_clear_text(scan):
     summary = lines[0]
     assert "tokens issued by the sandboxes" in summary and " 0 tokens issued" not in summary
     assert "'faults_killed': -9" in summary
+    assert " 0 webhook requests" not in summary  # webhook bodies were written and scanned
