@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.audit import OUTBOX
 from worker.db import names
 from worker.db.engine import Database
 
@@ -116,6 +117,19 @@ INDEXES: tuple[IndexSpec, ...] = (
         ("resource_type", ASC),
         ("resource_id", ASC),
         why="a job's audit trail in `mmw jobs show`",
+    ),
+    _ix(
+        names.AUDIT_LOG,
+        ("entry_id", ASC),
+        unique=True,
+        partialFilterExpression={"entry_id": {"$type": "string"}},
+        why="an audit entry moved or flushed twice (crash, two schedulers) is written once",
+    ),
+    _ix(
+        names.SCHEDULED_JOBS,
+        (f"{OUTBOX}.id", ASC),
+        partialFilterExpression={f"{OUTBOX}.id": {"$exists": True}},
+        why="jobs whose audit outbox waits to be moved to audit_log",
     ),
     _ix(
         names.ZOHO_CRM_RECORDS,
