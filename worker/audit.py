@@ -107,8 +107,14 @@ def move_outbox(db: Database, limit: int = 500) -> int:
         {OUTBOX: 1, "job_id": 1, "user_id": 1, "job_type": 1},
         limit=limit,
     )
+    return _move(db, docs)
+
+
+def _move(db: Database, docs: list[dict[str, Any]]) -> int:
+    """Write the outbox entries of ``docs`` (as read) to ``audit_log``, then pull them."""
     if not docs:
         return 0
+    jobs = db[names.SCHEDULED_JOBS]
     rows = []
     for doc in docs:
         resource_id = str(doc.get("job_id") or doc["_id"])

@@ -123,7 +123,8 @@ class Scheduler:
         self.dead_after = dt.timedelta(seconds=settings.scheduler_dead_after_seconds)
         self._last_intake = self._last_purge = self._last_stats = float("-inf")
         self._last_recovery = self._last_controls = float("-inf")
-        self._last_beat = self._last_audit = float("-inf")
+        self._last_audit = float("-inf")
+        self._beat_at: dt.datetime | None = None  # on the scheduler's clock: peers compare it
         self._controls: tuple[list[str], list[str]] = ([], [])
         self._user_timezones: dict[str, str | None] = {}
 
@@ -211,9 +212,10 @@ class Scheduler:
         self._send(outgoing, now, report)
 
     def _beat(self, now: dt.datetime, report: TickReport) -> None:
-        if time.monotonic() - self._last_beat >= self.settings.scheduler_heartbeat_seconds:
+        interval = dt.timedelta(seconds=self.settings.scheduler_heartbeat_seconds)
+        if self._beat_at is None or not self._beat_at <= now < self._beat_at + interval:
             self.registry.beat(self.owner, now)
-            self._last_beat = time.monotonic()
+            self._beat_at = now
 
     def _flush_audit(self, now: dt.datetime, report: TickReport, *, force: bool = False) -> None:
         """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or when a
@@ -394,7 +396,7 @@ class Scheduler:
             requeue_dead_workers(self.broker, health.dead_workers)
         limit = self.settings.claim_batch_size
         self._recover_batch(self.store.expired_leases(now, limit), now, report)
-        dead = self.registry.dead(now, self.dead_after)
+        dead = [o for o in self.registry.dead(now, self.dead_after) if o != self.owner]
         if dead:
             claims = self.store.unstarted(owners=dead, limit=limit)
             self._recover_batch(claims, now, report, check_all=True)
