@@ -60,6 +60,9 @@ __all__ = ["Scheduler", "TickReport"]
 
 log = logging.getLogger(__name__)
 
+#: Jobs whose outboxes one move takes (entries are moved, at most a few per job).
+_MOVE_BATCH = 500
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -184,7 +187,7 @@ class Scheduler:
             full = report.claimed >= self.settings.claim_batch_size
             if not full:  # a full batch means a backlog: poll again at once
                 stop.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - began)))
-        self._flush_audit(self.clock(), TickReport(), force=True)
+        self.flush_audit()
         try:  # every claim of this scheduler was sent: nothing for others to check
             self.registry.forget([self.owner])
         except Exception:
@@ -217,17 +220,25 @@ class Scheduler:
             self.registry.beat(self.owner, now)
             self._beat_at = now
 
-    def _flush_audit(self, now: dt.datetime, report: TickReport, *, force: bool = False) -> None:
-        """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or when a
-        move filled its batch: a backlog)."""
-        if force or time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
+    def _flush_audit(self, now: dt.datetime, report: TickReport) -> None:
+        """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or at once
+        again when a move filled its batch: a backlog)."""
+        if time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
             self._last_audit = time.monotonic()
-            limit = self.settings.claim_batch_size
-            moved = move_outbox(self.db, limit)
+            moved = move_outbox(self.db, _MOVE_BATCH)
             report.audited += moved
-            if moved >= limit:
+            if moved >= _MOVE_BATCH:
                 self._last_audit = float("-inf")
         self.audit.flush()
+
+    def flush_audit(self) -> int:
+        """Move every waiting outbox and flush the buffer now (at stop; benchmarks)."""
+        moved = total = move_outbox(self.db, _MOVE_BATCH)
+        while moved >= _MOVE_BATCH:
+            moved = move_outbox(self.db, _MOVE_BATCH)
+            total += moved
+        self.audit.flush()
+        return total
 
     # ---------------------------------------------------------------- decisions
     def _judge(self, job: dict[str, Any], now: dt.datetime, report: TickReport) -> Dispatch | None:

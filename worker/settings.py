@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="A scheduler silent this long is dead: its unsent claims are sent by others.",
     )
     audit_move_interval: float = Field(
-        default=1.0, description="Seconds between moves of job audit outboxes to audit_log."
+        default=2.0, description="Seconds between moves of job audit outboxes to audit_log."
     )
     controls_interval: float = Field(
         default=2.0, description="Seconds an operator pause may take to apply (cache of pauses)."
