@@ -397,14 +397,16 @@ def test_dead_schedulers_unsent_claims_are_sent_in_seconds(db, scheduler, redis_
 
 
 def test_sent_claims_of_a_dead_scheduler_are_left_queued(db, redis_broker, settings, clock):
+    settings.queued_lease_seconds = 600  # the leases are far from expiring
     first = Scheduler(db, redis_broker, settings, clock=clock, owner="first")
     docs = insert(db, clock, n=2)
     assert first.tick().dispatched == 2  # sent, then the scheduler died
     clock.advance(seconds=settings.scheduler_dead_after_seconds + 1)
     other = Scheduler(db, redis_broker, settings, clock=clock, owner="other")
     report = other.tick()
-    assert report.recovered == 0 and len(queued(redis_broker)) == 2
+    assert (report.recovered, report.extended) == (0, 2) and len(queued(redis_broker)) == 2
     assert {status(db, d)["lease"]["owner"] for d in docs} == {"other"}
+    assert {status(db, d)["epoch"] for d in docs} == {1}
     assert [r["_id"] for r in db.schedulers.find({})] == ["other"]
 
 

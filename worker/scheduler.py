@@ -410,7 +410,9 @@ class Scheduler:
         dead = [o for o in self.registry.dead(now, self.dead_after) if o != self.owner]
         if dead:
             claims = self.store.unstarted(owners=dead, limit=limit)
-            self._recover_batch(claims, now, report, check_all=True)
+            # Each of these leaves the dead owners' set (re-sent, or kept queued under this
+            # owner), so a longer list is finished page by page on the next checks.
+            self._recover_batch(claims, now, report, dead=set(dead))
             if len(claims) < limit:  # every claim of these owners is handled now
                 self.registry.forget(dead, silent_since=now - self.dead_after)
         if health is not None and health.data_lost:
@@ -419,7 +421,7 @@ class Scheduler:
             after = None
             while True:
                 page = self.store.unstarted(after=after, limit=limit)
-                self._recover_batch(page, now, report, check_all=True)
+                self._recover_batch(page, now, report, scan=True)
                 if len(page) < limit:
                     break
                 after = page[-1]["_id"]
@@ -431,14 +433,18 @@ class Scheduler:
         now: dt.datetime,
         report: TickReport,
         *,
-        check_all: bool = False,
+        dead: set[str] | None = None,
+        scan: bool = False,
     ) -> None:
         """Recover a batch: started runs whose lease expired are retried as a new attempt;
         unstarted runs are re-sent (same epoch) when their message is gone or unknowable.
 
-        Without ``check_all`` every job's lease has expired; with it (a dead scheduler's claims,
-        a Redis data loss), runs whose message exists are left alone unless their lease expired.
+        The batch is expired leases, the unstarted claims of ``dead`` schedulers, or (``scan``)
+        unstarted runs after Redis lost its data. A run whose message still exists keeps
+        waiting: its lease is extended (and passes to this scheduler) if it expired or its owner
+        is dead; a scanned run of a live owner is not written at all.
         """
+        dead = dead or set()
         if not jobs:
             return
         unstarted = [j for j in jobs if not _started(j)]
@@ -452,7 +458,11 @@ class Scheduler:
             )
         )
         waiting = [j for j in unstarted if exists.get(j["_id"])]
-        stale = [j for j in waiting if not check_all or j["lease"]["until"] < now]
+        stale = [
+            j
+            for j in waiting
+            if not scan and (j["lease"]["until"] < now or j["lease"].get("owner") in dead)
+        ]
         if stale:  # a long queue, or a dead worker's prefetch (handed back now): keep waiting
             requeue_from_dead_workers(
                 self.broker, {d.queue for j, d in known if exists.get(j["_id"])}
@@ -463,7 +473,7 @@ class Scheduler:
             if exists.get(job["_id"]):
                 continue
             try:
-                fresh = self._take_over(job, exists.get(job["_id"]), now)
+                fresh = self._take_over(job, exists.get(job["_id"]), now, dead)
             except Exception as exc:
                 log.exception("could not recover job %r", job.get("job_id"))
                 report.errors.append(str(job.get("job_id")))
@@ -481,7 +491,7 @@ class Scheduler:
         self._send(outgoing, now, report)
 
     def _take_over(
-        self, job: dict[str, Any], exists: bool | None, now: dt.datetime
+        self, job: dict[str, Any], exists: bool | None, now: dt.datetime, dead: set[str]
     ) -> dict[str, Any] | None:
         """Make a lost run this scheduler's again (None: nothing to send, or lost the race)."""
         job_type = str(job.get("job_type"))
@@ -506,7 +516,7 @@ class Scheduler:
                 metrics.LEASE_EXPIRATIONS.labels(job_type).inc()
                 reason = "message_lost" if exists is False else "unknown"
             else:
-                reason = "scheduler_lost" if lease.get("owner") != self.owner else "message_lost"
+                reason = "scheduler_lost" if lease.get("owner") in dead else "message_lost"
             fresh = self.store.renew(
                 job,
                 now,
