@@ -29,12 +29,11 @@ from worker.db import names
 from worker.db.engine import Database
 from worker.redact import redact
 
-__all__ = ["OUTBOX", "AuditLog", "move_outbox", "outbox_entry"]
+__all__ = ["AuditLog", "move_outbox", "outbox_entry"]
 
 log = logging.getLogger(__name__)
 
-#: The job document's array of audit entries not yet moved to ``audit_log``.
-OUTBOX = "audit_outbox"
+OUTBOX = names.AUDIT_OUTBOX
 _DUPLICATE_KEY = 11000
 _JOB = "scheduled_job"
 _AGENT = "mmw-worker"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.audit import OUTBOX
 from worker.db import names
 from worker.db.engine import Database
 
@@ -127,8 +126,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     ),
     _ix(
         names.SCHEDULED_JOBS,
-        (f"{OUTBOX}.id", ASC),
-        partialFilterExpression={f"{OUTBOX}.id": {"$exists": True}},
+        (f"{names.AUDIT_OUTBOX}.id", ASC),
+        partialFilterExpression={f"{names.AUDIT_OUTBOX}.id": {"$exists": True}},
         why="jobs whose audit outbox waits to be moved to audit_log",
     ),
     _ix(

@@ -22,7 +22,6 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from worker.audit import OUTBOX
 from worker.db import names
 from worker.db.engine import Database
 from worker.schedule import next_due_after_run
@@ -31,14 +30,14 @@ from worker.validation import JobSpec
 
 __all__ = ["JobStore", "run_entry", "run_key_for"]
 
-_CLAIM_FIELDS = {"history": 0, "result": 0, OUTBOX: 0}
+_CLAIM_FIELDS = {"history": 0, "result": 0, names.AUDIT_OUTBOX: 0}
 Entry = dict[str, Any] | None
 
 
 def _audited(update: dict[str, Any], audit: Entry) -> dict[str, Any]:
     """``update`` with ``audit`` pushed onto the outbox (same atomic write as the change)."""
     if audit is not None:
-        update.setdefault("$push", {})[OUTBOX] = audit
+        update.setdefault("$push", {})[names.AUDIT_OUTBOX] = audit
     return update
 
 
@@ -438,7 +437,7 @@ class JobStore:
                 },
                 audit,
             ),
-            projection={"history": 0, OUTBOX: 0},
+            projection={"history": 0, names.AUDIT_OUTBOX: 0},
             return_document=ReturnDocument.AFTER,
         )
 
