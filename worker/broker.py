@@ -256,9 +256,14 @@ def broker_health(broker: Broker) -> BrokerHealth | None:
     )
 
 
-def mark_incarnation(broker: Broker, incarnation: str) -> None:
-    """Record that the runs queued on this Redis server were checked (see :func:`broker_health`)."""
-    if isinstance(broker, RedisBroker):
+def mark_incarnation(broker: Broker, incarnation: str | None) -> None:
+    """Record that the runs queued on this Redis server are checked (see :func:`broker_health`);
+    None removes the mark (a check that did not finish)."""
+    if not isinstance(broker, RedisBroker):
+        return
+    if incarnation is None:
+        broker.client.delete(_marker(broker))
+    else:
         broker.client.set(_marker(broker), incarnation)
 
 

@@ -419,14 +419,23 @@ class Scheduler:
         if health is not None and health.data_lost:
             # A flush, a restart without the data, or the first scheduler on this Redis.
             log.warning("no marker of this Redis server's data: checking every queued run")
-            after = None
-            while True:
-                page = self.store.unstarted(after=after, limit=limit)
-                self._recover_batch(page, now, report, scan=True)
-                if len(page) < limit:
-                    break
-                after = page[-1]["_id"]
+            # Marked first: a loss during the scan removes the marker again and is seen next time.
             mark_incarnation(self.broker, health.incarnation)
+            try:
+                self._scan_unstarted(now, report)
+            except Exception:
+                mark_incarnation(self.broker, None)  # not done: the next check scans again
+                raise
+
+    def _scan_unstarted(self, now: dt.datetime, report: TickReport) -> None:
+        limit = self.settings.claim_batch_size
+        after = None
+        while True:
+            page = self.store.unstarted(after=after, limit=limit)
+            self._recover_batch(page, now, report, scan=True)
+            if len(page) < limit:
+                return
+            after = page[-1]["_id"]
 
     def _recover_batch(
         self,
