@@ -90,6 +90,9 @@ def reseal_collection(
         last = batch[-1]["_id"]
         if progress is not None:
             progress(report)
+    audit.flush()
+    if audit.pending():
+        report.problems.append(f"{collection}: {audit.pending()} audit entries not written")
     return report
 
 
