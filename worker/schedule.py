@@ -192,9 +192,7 @@ def parse_cron(expr: str) -> CronSpec:
         raise ValueError(f"invalid cron expression '{expr}': {exc}") from None
     weekdays = frozenset(d % 7 for d in weekdays)
     day_and = texts[2].startswith("*") or texts[4].startswith("*")
-    if (day_and or len(weekdays) == 7) and not any(
-        day <= _MONTH_DAYS[month - 1] for day in days for month in months
-    ):
+    if day_and and not any(day <= _MONTH_DAYS[month - 1] for day in days for month in months):
         raise ValueError(
             f"invalid cron expression '{expr}': day-of-month '{texts[2]}' never occurs "
             f"in month '{texts[3]}'"
@@ -261,6 +259,8 @@ def _value(text: str, field: _Field, element: str) -> int:
     where = f"{field.name} field '{element}'"
     if text.lower() in field.names:
         return field.low + field.names.index(text.lower())
+    if not text:
+        raise ValueError(f"{where}: a number is missing")
     if not text.isdigit() or not text.isascii():
         kind = f"a number or a {field.name} name" if field.names else "a number"
         raise ValueError(f"{where}: '{text}' is not {kind}")
