@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -131,6 +131,7 @@ class CronSpec:
         in_days, in_weekdays = day in self.days, weekday in self.weekdays
         return in_days and in_weekdays if self.day_and else in_days or in_weekdays
 
+    @cached_property
     def croniter_args(self) -> tuple[str, bool]:
         """(expression, day_or) that make croniter iterate exactly this spec's wall times."""
         days, weekdays = self.days, self.weekdays
@@ -416,7 +417,7 @@ def _iter_fires(spec: CronSpec, zone: ZoneInfo, after: datetime) -> Iterator[dat
     offset_before = (after - _FOLD_LOOKBACK).astimezone(zone).utcoffset()
     if offset_before != (after + _FOLD_LOOKBACK).astimezone(zone).utcoffset():
         start -= _FOLD_LOOKBACK
-    expression, day_or = spec.croniter_args()
+    expression, day_or = spec.croniter_args
     walls = croniter(expression, start, day_or=day_or)
     pending: list[datetime] = []
     last = after
