@@ -113,12 +113,12 @@ def _legacy_spec(spec: CronSpec) -> CronSpec | None:
         expanded = croniter(spec.text, dt.datetime(2000, 1, 1)).expanded
     except Exception:  # croniter's errors are several unrelated classes
         return None
+    # croniter lists "*" for a field that covers its range, also beside other values.
     sets = [
-        frozenset(full)
-        if values == ["*"]
-        else frozenset(int(v) % 7 if i == 4 else int(v) for v in values)
-        for i, (values, full) in enumerate(zip(expanded, _FULL, strict=True))
+        frozenset(full) if "*" in values else frozenset(int(v) for v in values)
+        for values, full in zip(expanded, _FULL, strict=True)
     ]
+    sets[4] = frozenset(v % 7 for v in sets[4])
     return CronSpec(
         text=spec.text,
         minutes=sets[0],
