@@ -393,11 +393,14 @@ def jobs_check_cron(as_json: bool) -> None:
     rows = review_stored_jobs(_db(_settings()), dt.datetime.now(dt.UTC))
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
-    elif not rows:
-        click.echo("no stored cron expression changed meaning")
-    for row in [] if as_json else rows:
-        for reason in row["reasons"]:
-            click.echo(f"{row['job_id']}  '{row['cron_expression']}' ({row['timezone']}): {reason}")
+    else:
+        for row in rows:
+            for reason in row["reasons"]:
+                click.echo(
+                    f"{row['job_id']}  '{row['cron_expression']}' ({row['timezone']}): {reason}"
+                )
+        if not rows:
+            click.echo("no stored cron expression changed meaning")
     if rows:
         sys.exit(1)
 
