@@ -162,7 +162,7 @@ class Collection:
         self.name = name
 
     def _raw(self) -> Any:
-        return self._database.raw()[self.name]
+        return self._database.raw_collection(self.name)
 
     def __getattr__(self, operation: str) -> Callable[..., Any]:
         if operation.startswith("_"):
@@ -223,8 +223,11 @@ class Database:
         per_thread: bool,
         lock: FileLock | None,
         kind: str,
+        collection: Callable[[Any, str], Any] | None = None,
     ) -> None:
         self._connect = connect
+        self._collection = collection
+        self._collections: dict[tuple[int, str], Any] = {}
         self._per_thread = per_thread
         self._lock = lock
         self._local = threading.local()
@@ -247,6 +250,18 @@ class Database:
                     self._shared = self._connect()
                     self._shared_pid = os.getpid()
         return self._shared
+
+    def raw_collection(self, name: str) -> Any:
+        """The pymongo-API collection ``name`` (with the options ``collection`` gives it; those
+        are made once per process, as the shared client is)."""
+        raw = self.raw()
+        if self._collection is None:
+            return raw[name]
+        key = (os.getpid(), name)
+        found = self._collections.get(key)
+        if found is None:
+            found = self._collections[key] = self._collection(raw, name)
+        return found
 
     def lock(self) -> AbstractContextManager[None]:
         return self._lock.hold() if self._lock else nullcontext()

@@ -35,6 +35,7 @@ __all__ = [
     "check_document",
     "check_update",
     "conflict",
+    "creating_steps",
     "needs_document",
     "update_paths",
     "upsert_seed",
@@ -235,3 +236,33 @@ def _equalities(query: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield key, value["$eq"]
         else:
             yield key, value
+
+
+def creating_steps(path: str, value: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """How to ``$set`` a nested ``path`` whatever its parents hold, as ``(guard, set)`` pairs.
+
+    MongoDB refuses ``$set: {"a.b.c": v}`` when ``a`` or ``a.b`` is null or not an object
+    (code 28). Each pair is one guarded update: add ``guard`` to the query and ``$set`` the
+    fields. The first pair sets the path under an object parent; each next one replaces the
+    first non-object ancestor with the nested value (``a.b`` null → ``{"a.b": {"c": v}}``).
+    Exactly one guard matches a given document, so applying them in order until one matches
+    is safe with concurrent writers.
+    """
+    parts = path.split(".")
+    steps: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for depth in range(len(parts) - 1, 0, -1):
+        parent, rest = ".".join(parts[:depth]), parts[depth:]
+        nested: Any = value
+        for part in reversed(rest[1:]):
+            nested = {part: nested}
+        guard: dict[str, Any] = {parent: {"$type": "object"}}
+        child = ".".join(parts[: depth + 1])
+        if depth < len(parts) - 1:
+            guard[child] = {"$not": {"$type": "object"}}
+        steps.append((guard, {child: nested}))
+    nested = value
+    for part in reversed(parts[1:]):
+        nested = {part: nested}
+    root_guard = {parts[0]: {"$not": {"$type": "object"}}} if len(parts) > 1 else {}
+    steps.append((root_guard, {parts[0]: nested}))
+    return steps
