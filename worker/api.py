@@ -182,9 +182,17 @@ def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[
         raise JobConflict(f"no job {job_id!r}")
     if current.get("status") != JobStatus.FAILED.value:
         raise JobConflict(f"job {job_id!r} is {current.get('status')}; only failed jobs retry")
-    run_at = current.get("run_at") or (current.get("schedule") or {}).get("execute_at")
+    schedule = current.get("schedule")
+    if not isinstance(schedule, dict):
+        # ``schedule.execute_at`` cannot be set under a non-object (MongoDB: code 28), and
+        # replacing what the document's author wrote would hide the mistake.
+        raise JobConflict(
+            f"job {job_id!r} has a malformed schedule ({type(schedule).__name__}, not an "
+            "object): fix the document, then retry"
+        )
+    run_at = current.get("run_at") or schedule.get("execute_at")
     updated = db[names.SCHEDULED_JOBS].find_one_and_update(
-        {"job_id": job_id, "status": JobStatus.FAILED.value},
+        {"job_id": job_id, "status": JobStatus.FAILED.value, "schedule": {"$type": "object"}},
         {
             "$set": {
                 "status": JobStatus.PENDING.value,
