@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 from worker.schedule import next_fire, upcoming_fires
 from worker.states import JobStatus
 from worker.validation import InvalidJob, validate_job
@@ -236,7 +237,8 @@ def pause(
             raise JobConflict(f"no job {job_id!r}")
     else:
         kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
-        db[names.JOB_CONTROLS].update_one(
+        upsert_retrying(
+            db[names.JOB_CONTROLS].update_one,
             {"kind": kind, "value": value},
             {"$set": {"paused": paused, "reason": reason, "updated_at": now}},
             upsert=True,

@@ -330,24 +330,23 @@ class Orchestrator:
         """
         records = self.db[names.AGENT_TASKS]
         before = upsert_retrying(
-            lambda: records.find_one_and_update(
-                {"task_id": record_id},
-                {
-                    "$setOnInsert": {
-                        "task_id": record_id,
-                        "campaign_id": self.campaign_id,
-                        "user_id": self.user_id,
-                        "plan_task_id": task_id,
-                        "agent_name": agent,
-                        "status": plan.IN_PROGRESS,
-                        "input": input_,
-                        "started_at": self.now,
-                        "updated_at": self.now,
-                    }
-                },
-                upsert=True,
-                return_document=ReturnDocument.BEFORE,
-            )
+            records.find_one_and_update,
+            {"task_id": record_id},
+            {
+                "$setOnInsert": {
+                    "task_id": record_id,
+                    "campaign_id": self.campaign_id,
+                    "user_id": self.user_id,
+                    "plan_task_id": task_id,
+                    "agent_name": agent,
+                    "status": plan.IN_PROGRESS,
+                    "input": input_,
+                    "started_at": self.now,
+                    "updated_at": self.now,
+                }
+            },
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
         )
         if before is not None and before.get("status") not in _OPEN:
             return "final"

@@ -26,18 +26,19 @@ T = TypeVar("T")
 UPSERT_ATTEMPTS = 3
 
 
-def upsert_retrying(operation: Callable[[], T], *, attempts: int = UPSERT_ATTEMPTS) -> T:
-    """Run an upsert, again when a concurrent upsert inserted the same unique key first.
+def upsert_retrying(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``operation(*args, **kwargs)`` (an upsert), again when a concurrent upsert inserted the
+    same unique key first: the next attempt matches the winner's document and updates it.
 
     A DuplicateKeyError on every attempt is a real conflict, raised: a document holds the key
     but does not match the upsert's filter (a filter wider than the unique key, such as
     ``{content_id, user_id}`` when another user's document has that ``content_id``).
     """
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
-            return operation()
+            return operation(*args, **kwargs)
         except DuplicateKeyError:
-            if attempt == attempts:
+            if attempt == UPSERT_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 
