@@ -157,3 +157,35 @@ def test_an_index_whose_options_changed_is_replaced(db):
     info = db.scheduled_jobs.index_information()["idempotency_key_1"]
     assert info["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert not info.get("sparse")
+
+
+# --- write concern and read preference --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mongodb://h:27017/", {"w": "majority", "readPreference": "primary"}),
+        ("mongodb://h/?w=1", {"readPreference": "primary"}),
+        ("mongodb://h/?readpreference=secondaryPreferred&W=2", {}),
+    ],
+)
+def test_the_url_overrides_the_client_defaults(url, expected):
+    from worker.db.client import client_options
+
+    assert client_options(url) == expected
+
+
+def test_a_secondary_read_preference_never_reaches_job_state():
+    """Claims read their batch back: on a lagging secondary that finds nothing (stranded)."""
+    from pymongo import ReadPreference
+
+    from worker.db.client import open_mongodb
+
+    db = open_mongodb("mongodb://127.0.0.1:1/?readPreference=secondaryPreferred", "x")
+    assert db.raw_collection("scheduled_jobs").read_preference == ReadPreference.PRIMARY
+    assert db.raw_collection("agent_tasks").read_preference == ReadPreference.PRIMARY
+    memory = db.raw_collection("user_memory")
+    assert memory.read_preference == ReadPreference.SECONDARY_PREFERRED
+    assert memory.write_concern.document == {"w": "majority"}
+    db.raw().client.close()
