@@ -180,7 +180,17 @@ def test_a_sibling_that_started_while_another_fails_completes(
             time.sleep(0.01)
         hand_off(self, task)
 
+    analyst = team.WORKERS["analyst"]
+
+    def fails_once_t2_started(work_run: team.AgentRun) -> team.Work:
+        deadline = time.monotonic() + 10
+        while db.agent_tasks.find_one({"task_id": "camp_s:t2"}) is None:
+            assert time.monotonic() < deadline, "t2 never started"
+            time.sleep(0.01)
+        return analyst(work_run)
+
     monkeypatch.setattr(Orchestrator, "_hand_off", waits_for_the_failure)
+    monkeypatch.setitem(team.WORKERS, "analyst", fails_once_t2_started)
     executing_campaign(db, clock, "camp_s")
     jobs = [submit_task(db, clock, "camp_s", t, f"agent_task:camp_s:{t}") for t in ("t2", "t3")]
     run_at_once(db, runner, clock, jobs)
