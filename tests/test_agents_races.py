@@ -215,3 +215,21 @@ def test_two_runs_starting_one_task_make_one_record(
     assert events["task_completed"] == 1  # completed once (compare-and-set)
     for job_id in jobs:
         assert db.scheduled_jobs.find_one({"job_id": job_id})["status"] == "completed"
+
+
+def test_a_hand_written_task_id_with_a_dot_fails_clearly(
+    db: Database, runner: Runner, clock: Any, calls: Counter[str]
+) -> None:
+    executing_campaign(db, clock, "camp_x")
+    db.campaigns.update_one(
+        {"campaign_id": "camp_x"}, {"$set": {"plan.tasks.1.task_id": "1.1"}}
+    )  # t2 renamed
+    job_id = submit_task(db, clock, "camp_x", "1.1", "agent_task:camp_x:1.1")
+    JobStore(db).claim_due(clock.now, owner="t", limit=10, queued_lease=dt.timedelta(minutes=5))
+    job = db.scheduled_jobs.find_one({"job_id": job_id})
+    runner.execute(job["job_type"], job_id, run_key_for(job), job["epoch"])
+    failed = db.scheduled_jobs.find_one({"job_id": job_id})
+    assert failed["status"] == "failed"
+    assert "task id '1.1' is not 1-64 letters, digits, '_' or '-' (no dots)" in failed["error"]
+    assert db.campaigns.find_one({"campaign_id": "camp_x"})["results"] is None
+    assert calls == {}

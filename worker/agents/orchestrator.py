@@ -463,6 +463,10 @@ class Orchestrator:
 
     # --- agent_task -------------------------------------------------------------------------------
     def agent_task(self, task_id: str) -> dict[str, Any]:
+        if not plan.TASK_ID.fullmatch(task_id):  # a plan written by hand, or by an older version
+            raise PermanentFailure(
+                f"task id {task_id!r} is not 1-64 letters, digits, '_' or '-' (no dots)"
+            )
         tasks = {t["task_id"]: t for t in (self.campaign.get("plan") or {}).get("tasks") or []}
         task = tasks.get(task_id)
         if task is None:
