@@ -436,10 +436,10 @@ class Orchestrator:
             set_nested(campaigns, query, f"results.task_results.{task_id}", result, also=fields)
         self.campaign = self._load()
 
-    def _skip(self, task_id: str, reason: str, statuses: list[str] | None = None) -> bool:
+    def _skip(self, task_id: str, reason: str, statuses: list[str] | None = None) -> None:
         """Fail a task that has not started (its plan entry still ``pending``): one guarded
         update, so a task that started meanwhile is left to finish."""
-        result = self.db[names.CAMPAIGNS].update_one(
+        self.db[names.CAMPAIGNS].update_one(
             {
                 "campaign_id": self.campaign_id,
                 "user_id": self.user_id,
@@ -459,7 +459,6 @@ class Orchestrator:
             },
         )
         self.campaign = self._load()
-        return result.modified_count == 1
 
     # --- agent_task -------------------------------------------------------------------------------
     def agent_task(self, task_id: str) -> dict[str, Any]:
