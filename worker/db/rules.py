@@ -196,12 +196,13 @@ def check_document(
 def check_update(update: Any) -> Violation | None:
     """What can be said without a document: unknown operators, conflicting paths.
 
-    Aggregation-pipeline updates (a list) are left to the engine.
+    Aggregation-pipeline updates (a list) and replacement documents (pymongo refuses those in
+    ``update_*`` itself, with ValueError) are left to the driver and the engine.
     """
     if not isinstance(update, Mapping):
         return None
     for operator in update:
-        if operator not in _OPERATORS:
+        if str(operator).startswith("$") and operator not in _OPERATORS:
             return Violation(BAD_VALUE, f"Unknown modifier: {operator}")
     return conflict(update)
 
