@@ -88,7 +88,7 @@ def test_retry_all_failed_skips_a_malformed_document_and_requeues_the_rest(mmw, 
     )
     output = mmw("jobs", "retry", "--all-failed", ok=False)  # exit 1: one was skipped
     assert f"requeued {good}" in output
-    assert "job 'hand-1' has a malformed schedule (str, not an object)" in output
+    assert "job 'hand-1' has a malformed schedule (string, not an object)" in output
     assert db.scheduled_jobs.find_one({"job_id": good})["status"] == "pending"
     assert db.scheduled_jobs.find_one({"job_id": "hand-1"})["schedule"] == "tomorrow at nine"
 

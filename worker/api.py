@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.rules import type_name
 from worker.db.writes import upsert_retrying
 from worker.schedule import next_fire, upcoming_fires
 from worker.states import JobStatus
@@ -188,7 +189,7 @@ def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[
         # ``schedule.execute_at`` cannot be set under a non-object (MongoDB: code 28), and
         # replacing what the document's author wrote would hide the mistake.
         raise JobConflict(
-            f"job {job_id!r} has a malformed schedule ({type(schedule).__name__}, not an "
+            f"job {job_id!r} has a malformed schedule ({type_name(schedule)}, not an "
             "object): fix the document, then retry"
         )
     run_at = current.get("run_at") or schedule.get("execute_at")

@@ -37,6 +37,7 @@ __all__ = [
     "conflict",
     "creating_steps",
     "needs_document",
+    "type_name",
     "update_paths",
     "upsert_seed",
 ]
@@ -120,7 +121,8 @@ def _is_positional(part: str) -> bool:
     return part == "$" or (part.startswith("$[") and part.endswith("]"))
 
 
-def _kind(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The BSON type a value is stored as, in MongoDB's words (``null``, ``string``, …)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -163,7 +165,7 @@ def _walk(document: Mapping[str, Any], path: str) -> tuple[bool, Any, str | None
 
 def _not_viable(part: str, parent: list[str], value: Any) -> str:
     where = ".".join(parent)
-    return f"Cannot create field '{part}' in element {{{where}: {_kind(value)}}}"
+    return f"Cannot create field '{part}' in element {{{where}: {type_name(value)}}}"
 
 
 def check_document(
@@ -179,16 +181,16 @@ def check_document(
             return Violation(PATH_NOT_VIABLE, problem)
         if not exists:
             continue
-        if operator in _NUMERIC and _kind(value) != "number":
+        if operator in _NUMERIC and type_name(value) != "number":
             return Violation(
                 TYPE_MISMATCH,
                 f"Cannot apply {operator} to a value of non-numeric type. "
-                f"{{{path}: {_kind(value)}}}",
+                f"{{{path}: {type_name(value)}}}",
             )
         if operator in _ARRAY and not isinstance(value, list):
             return Violation(
                 BAD_VALUE,
-                f"The field '{path}' must be an array but is of type {_kind(value)}",
+                f"The field '{path}' must be an array but is of type {type_name(value)}",
             )
     return None
 
