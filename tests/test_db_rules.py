@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from bson import Decimal128, Int64
 from pymongo.errors import DuplicateKeyError, WriteError
 
 from worker.db import rules
@@ -23,6 +24,8 @@ DOC = {
     "when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     "obj": {"inner": {"x": 1}, "nul": None},
     "arr": [1, None, {"x": 1}],
+    "big": Int64(2**40),
+    "decimal": Decimal128("1.5"),
 }
 
 
@@ -100,6 +103,7 @@ def test_paths_under_null_or_non_objects_are_code_28(update):
         {"$pop": {"text.b": 1}},
         {"$set": {"arr.$.x": 1}},  # positional: depends on the query's match
         {"$inc": {"number": 1, "missing": 1}},
+        {"$inc": {"big": 1, "decimal": 1}},
         {"$push": {"arr": 1, "missing": 1}},
     ],
 )

@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bson.decimal128 import Decimal128
+
 __all__ = [
     "BAD_VALUE",
     "CONFLICTING_UPDATE_OPERATORS",
@@ -127,7 +129,7 @@ def type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal128):
         return "number"
     if isinstance(value, str):
         return "string"
