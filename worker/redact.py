@@ -34,7 +34,7 @@ _SECRET_NAME = re.compile(rf"(?i){_TEXT_WORDS}|authorization")
 _COUNT_NAME = re.compile(r"(?i)tokens$")
 
 _AUTHORIZATION = re.compile(
-    r"(?i)(?<![\w-])((?:proxy-)?authorization\\?[\"']?[ \t]{0,8}[:=][ \t]{0,8}\\?[\"']?)"
+    r"(?i)(?<![\w-])((?:proxy-)?authorization\\{0,4}[\"']?[ \t]{0,8}[:=][ \t]{0,8}\\{0,4}[\"']?)"
     r"([A-Za-z][\w-]{0,30}[ \t]+)?[^\s\"'\\,;]{1,4096}"
 )
 _SCHEME_CREDENTIALS = re.compile(
@@ -48,8 +48,8 @@ _PAIR = re.compile(
     + r")[\w.-]{0,40}|"
     + "|".join(_EXACT_NAMES)
     + r")(?![\w.-])"
-    r"(?P<sep>\\?[\"']?[ \t]{0,8}[:=][ \t]{0,8})"
-    r"(?:(?P<o1>\\\")[^\"\\\n]{0,4096}|(?P<o2>\")[^\"\n]{0,4096}|(?P<o3>')[^'\n]{0,4096}"
+    r"(?P<sep>\\{0,4}[\"']?[ \t]{0,8}[:=][ \t]{0,8})"
+    r"(?:(?P<o1>\\{1,4}\")[^\"\\\n]{0,4096}|(?P<o2>\")[^\"\n]{0,4096}|(?P<o3>')[^'\n]{0,4096}"
     r"|(?![\[{(])[^\s\"'\\&,;<>(){}\[\]]{1,4096})"
 )
 _SHAPES = re.compile(
