@@ -90,6 +90,8 @@ def corpus() -> list[Shape]:
         _shape("bare bearer", "sent bearer {} to the API", token()),
         _shape("Zoho-oauthtoken", "header Zoho-oauthtoken {}", token()),
         _shape("Cookie header", "Cookie: session={}", token()),
+        _shape("several cookies", "Cookie: theme=dark; sid={}; csrf={}", token(), token()),
+        _shape("json cookie", '{{"cookie": "{}"}}', token()),
         _shape("url user-info", "POST https://admin:{}@hooks.example.com/in failed", token()),
         _shape("url user only", "https://{}@github.example/repo.git", token()),
         _shape("redis url", "redis://:{}@cache.internal:6379/0 refused", token()),
@@ -150,8 +152,8 @@ def test_plain_text_is_left_alone() -> None:
         assert redact_text(text) == text
 
 
-HOSTILE = ['token="', '"access_token": "', "a://", "Bearer ", "Authorization: ", "x", "1000.",
-           "a.", "sk-", "  ", "-"]  # fmt: skip
+HOSTILE = ['token="', "Cookie: ", '"access_token": "', "a://", "Bearer ", "Authorization: ",
+           "x", "1000.", "a.", "sk-", "  ", "-"]  # fmt: skip
 
 
 def _seconds(text: str) -> float:

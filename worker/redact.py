@@ -4,7 +4,8 @@ Two tools: :func:`redact` walks a document and masks the values of secret-named 
 every string in it); :func:`redact_text` masks secrets inside free text (error messages, log
 lines, response excerpts), recognised by context or by shape:
 
-- ``Authorization:`` header values, ``Bearer``/``Zoho-oauthtoken``/``Basic`` credentials;
+- ``Authorization:`` and ``Cookie:`` header values, ``Bearer``/``Zoho-oauthtoken``/``Basic``
+  credentials;
 - ``name=value`` / ``"name": "value"`` / ``'name': 'value'`` pairs whose name says secret
   (``access_token``, ``refresh_token``, ``client_secret``, ``password``, ``api_key``, …),
   in query strings, JSON, Python reprs and YAML alike;
@@ -36,6 +37,10 @@ _COUNT_NAME = re.compile(r"(?i)tokens$")
 _AUTHORIZATION = re.compile(
     r"(?i)(?<![\w-])((?:proxy-)?authorization\\{0,4}[\"']?[ \t]{0,8}[:=][ \t]{0,8}\\{0,4}[\"']?)"
     r"([A-Za-z][\w-]{0,30}[ \t]+)?[^\s\"'\\,;]{1,4096}"
+)
+_COOKIES = re.compile(
+    r"(?i)(?<![\w-])((?:set-)?cookie\\{0,4}[\"']?[ \t]{0,8}[:=][ \t]{0,8}\\{0,4}[\"']?)"
+    r"[^\r\n\"'\\]{1,4096}"
 )
 _SCHEME_CREDENTIALS = re.compile(
     r"(?i)\b(bearer|zoho-oauthtoken)([ \t]+)(?!\[redacted\])[^\s\"'\\,;]{1,4096}"
@@ -107,6 +112,7 @@ def _scheme(match: re.Match[str]) -> str:
 def redact_text(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[redacted]``."""
     text = _AUTHORIZATION.sub(lambda m: m[1] + (m[2] or "") + REDACTED, text)
+    text = _COOKIES.sub(lambda m: m[1] + REDACTED, text)
     text = _SCHEME_CREDENTIALS.sub(_scheme, text)
     text = _URL_USERINFO.sub(lambda m: m[1] + REDACTED + "@", text)
     text = _PAIR.sub(_pair, text)

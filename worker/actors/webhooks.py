@@ -49,13 +49,14 @@ NETWORK = Network()
 
 
 def _deactivate(ctx: JobContext, hook: dict[str, Any], reason: str, kind: str) -> None:
+    """Switch the hook off; counted and audited once, by whichever delivery did it."""
     updated = ctx.db[names.WEBHOOKS].update_one(
         {"webhook_id": hook["webhook_id"], "active": True},
         {"$set": {"active": False, "deactivated_at": ctx.now(), "deactivated_reason": reason}},
     )
     if updated.modified_count:
         metrics.WEBHOOKS_DEACTIVATED.labels(kind).inc()
-    ctx.audit("webhook_deactivated", "webhook", hook["webhook_id"], {"reason": reason})
+        ctx.audit("webhook_deactivated", "webhook", hook["webhook_id"], {"reason": reason})
 
 
 def _count_failure(ctx: JobContext, hook: dict[str, Any]) -> int:
