@@ -156,20 +156,16 @@ HOSTILE = ['token="', "Cookie: ", '"access_token": "', "a://", "Bearer ", "Autho
            "x", "1000.", "a.", "sk-", "  ", "-"]  # fmt: skip
 
 
-def _seconds(text: str) -> float:
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        redact_text(text)
-        best = min(best, time.perf_counter() - started)
-    return best
+@pytest.mark.parametrize("unit", HOSTILE)
+def test_redaction_of_100k_hostile_characters_stays_under_a_second(unit: str) -> None:
+    """Every pattern is literal-anchored and bounded: linear time (quadratic would take minutes).
 
-
-def test_redaction_time_grows_linearly_on_hostile_input() -> None:
-    """8x the text costs about 8x the time (a quadratic pattern would cost 64x)."""
-    small = sum(_seconds(unit * (5_000 // len(unit))) for unit in HOSTILE)
-    large = sum(_seconds(unit * (40_000 // len(unit))) for unit in HOSTILE)
-    assert large / small < 30
+    The bound is the issue's own acceptance check; it is ~15x what a loaded machine needs.
+    """
+    text = unit * (100_000 // len(unit))
+    started = time.perf_counter()
+    redact_text(text)
+    assert time.perf_counter() - started < 1.0
 
 
 @pytest.fixture
