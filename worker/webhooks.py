@@ -83,7 +83,7 @@ def emit_event(
     data = event_data(data)
     hooks = db[names.WEBHOOKS].find(
         {"user_id": user_id, "active": True},
-        projection={"webhook_id": 1, "events": 1, "secret": 1},
+        projection={"webhook_id": 1, "user_id": 1, "events": 1, "secret": 1},
     )
     job_ids = []
     for hook in hooks:
