@@ -91,5 +91,7 @@ def test_approvals_approve(mmw, db):
 
 
 def test_db_init_and_status(mmw):
-    assert "indexes ensured" in mmw("db", "init")
+    first = mmw("db", "init")
+    assert "indexes ensured" in first and "platform:refresh_zoho_tokens" in first
+    assert "none (all present)" in mmw("db", "init")
     assert "embedded" in mmw("db", "status") or "mongodb" in mmw("db", "status")

@@ -69,7 +69,7 @@ def test_second_replica_gets_nothing_twice(db, redis_broker, settings, clock):
         ({"payload": "hello"}, "field 'payload' must be an object, got str"),
         ({"job_type": "post_social", "payload": {}}, "payload.post_id: Field required"),
         ({"payload": {"sleep_secs": 1}}, "payload.sleep_secs: Extra inputs are not permitted"),
-        ({"max_attempts": "three"}, "field 'max_attempts' must be a whole number >= 1"),
+        ({"max_attempts": "three"}, "field 'max_attempts' must be a whole number from 1 to 100"),
         ({"schedule": "tomorrow"}, "field 'schedule' must be an object"),
         (
             {"schedule": {"execute_at": None, "cron_expression": "61 * * * *"}},

@@ -68,13 +68,16 @@ def db() -> None:
 
 @db.command("init")
 def db_init() -> None:
-    """Create every collection index (idempotent: run it on every deploy)."""
+    """Create every collection index and the platform's own recurring jobs (idempotent: run it
+    on every deploy)."""
     from worker.db.indexes import ensure_indexes
 
     settings = _settings()
     database = _db(settings)
     created = ensure_indexes(database)
     click.echo(f"{len(created)} indexes ensured on {database.server_info()['engine']}")
+    jobs = api.ensure_platform_jobs(database)
+    click.echo(f"platform jobs created: {', '.join(jobs) or 'none (all present)'}")
 
 
 @db.command("status")
