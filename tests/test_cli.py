@@ -55,6 +55,12 @@ def test_clear_errors_for_bad_input(mmw):
     )
     assert "no job 'missing'" in mmw("jobs", "show", "missing", ok=False)
     assert "name exactly one" in mmw("jobs", "pause", ok=False)
+    assert "'refresh_zoho_tokens' is internal" in mmw(
+        "jobs", "submit", "refresh_zoho_tokens", "--user", "u", ok=False
+    )
+    assert "field 'payload' must be an object, got list" in mmw(
+        "jobs", "submit", "noop", "--user", "u", "--payload", "[]", ok=False
+    )
 
 
 def test_next_fires_pause_resume_retry(mmw, db):

@@ -11,7 +11,6 @@ store) is judged, never crashes the judge.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +111,8 @@ def _seconds(schedule: dict[str, Any], field: str) -> dt.timedelta | None:
     value = schedule.get(field)
     if value is None:
         return None
-    if not _number(value) or not math.isfinite(value) or not 0 <= value <= MAX_SCHEDULE_SECONDS:
+    in_range = _number(value) and 0 <= value <= MAX_SCHEDULE_SECONDS  # nan compares False
+    if not in_range:
         raise InvalidJob(
             f"field 'schedule.{field}' must be a number of seconds from 0 to "
             f"{MAX_SCHEDULE_SECONDS:,} (366 days), got {_shown(value)}"
