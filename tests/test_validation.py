@@ -128,9 +128,11 @@ _scalars = (
 )
 _json = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    | st.frozensets(st.integers(), max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+        | st.frozensets(st.integers(), max_size=3)
+    ),
     max_leaves=12,
 )
 _payload_keys = sorted({f for t in JOB_TYPES.values() for f in t.payload.model_fields})

@@ -198,7 +198,9 @@ def _create(
     }
     if origin is not None:
         doc["origin"] = origin
-    default_timezone = _user_timezone(db, user_id) if cron is not None and timezone is None else None
+    default_timezone = (
+        _user_timezone(db, user_id) if cron is not None and timezone is None else None
+    )
     spec = validate_job(doc, default_timezone=default_timezone)
     doc["payload"] = spec.payload.model_dump(mode="json")
     doc["max_attempts"] = spec.max_attempts

@@ -150,8 +150,7 @@ def _bson_size(payload: dict[str, Any]) -> int:
         return len(bson.encode(payload))
     except Exception as exc:  # InvalidDocument, OverflowError, RecursionError...: any means "no"
         raise InvalidJob(
-            f"field 'payload' cannot be stored in MongoDB: {type(exc).__name__}: "
-            f"{str(exc)[:200]}"
+            f"field 'payload' cannot be stored in MongoDB: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
 
 
