@@ -129,13 +129,13 @@ def send_email(ctx: JobContext) -> dict[str, Any]:
     """Create the campaign in Zoho Campaigns and send or schedule it, exactly once."""
     payload = ctx.payload
     assert isinstance(payload, SendEmailPayload)
-    store = token_store(ctx)
-    store.document()  # a broken Zoho connection fails here, before anything else
     doc = require_owner(
         _campaigns(ctx).find_one({"campaign_id": payload.campaign_id}),
         ctx.user_id,
         f"email campaign {payload.campaign_id}",
     )
+    store = token_store(ctx)
+    store.document()  # a broken Zoho connection fails here, before anything is sent
     intent = doc.get("send_intent") or {}
     if doc.get("status") in ("sent", "scheduled") and intent.get("stage", "done") == "done":
         return {"campaign_id": doc["campaign_id"], "status": doc["status"], "already": True}
