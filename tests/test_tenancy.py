@@ -16,6 +16,9 @@ import pytest
 from worker import api
 from worker.actors.lifecycle import HANDLERS, Runner
 from worker.db import names
+from worker.errors import PermanentFailure
+from worker.integrations.zoho.datacenters import checked_api_domain, data_center
+from worker.integrations.zoho.tokens import ZohoTokenStore
 from worker.sandbox import SandboxServer
 from worker.sandbox.zoho import ZohoSandbox
 from worker.settings import Settings
@@ -190,3 +193,43 @@ def test_a_hand_written_internal_job_is_refused(db: Any, runner: Runner) -> None
     done = claim_and_run(runner, "forged")
     assert done["status"] == "failed"
     assert "internal" in done["error"]
+
+
+@pytest.mark.parametrize(
+    ("dc", "stored", "used"),
+    [
+        ("com", None, "https://www.zohoapis.com"),
+        ("com", "https://www.zohoapis.com", "https://www.zohoapis.com"),
+        ("eu", "https://sandbox.zohoapis.eu/", "https://sandbox.zohoapis.eu"),
+        ("ca", "https://developer.zohoapis.ca", "https://developer.zohoapis.ca"),
+        ("com", "https://www.zohoapis.eu", None),  # another data center's
+        ("com", "http://www.zohoapis.com", None),
+        ("com", "https://www.zohoapis.com:8443", None),
+        ("com", "https://www.zohoapis.com.evil.example", None),
+        ("com", "https://user@www.zohoapis.com", None),
+        ("com", "https://www.zohoapis.com/crm", None),
+        ("com", "http://127.0.0.1:8080", None),
+        ("com", ["https://www.zohoapis.com"], None),
+    ],
+)
+def test_api_domain_must_be_one_of_the_data_centers(dc: str, stored: Any, used: str | None):
+    center = data_center(dc)
+    if used is not None:
+        assert checked_api_domain(center, stored) == used
+    else:
+        with pytest.raises(PermanentFailure, match="is not an API domain of data center"):
+            checked_api_domain(center, stored)
+
+
+def test_a_tampered_token_document_does_not_send_the_token_elsewhere(
+    db: Any, settings: Settings, zoho: tuple[SandboxServer, ZohoSandbox]
+) -> None:
+    server, state = zoho
+    connect(db, state, A, expired=False)
+    db[names.ZOHO_TOKENS].update_one({"user_id": A}, {"$set": {"api_domain": "http://127.0.0.1:9"}})
+    store = ZohoTokenStore(db, settings, A, clock=lambda: dt.datetime.now(dt.UTC))
+    with pytest.raises(PermanentFailure, match="refusing to send the token there"):
+        store.api_domain()
+    overridden = settings.model_copy(update=state.settings_overrides(server.url))
+    loopback = ZohoTokenStore(db, overridden, A, clock=lambda: dt.datetime.now(dt.UTC))
+    assert loopback.api_domain() == server.url  # dev and tests: only by explicit setting
