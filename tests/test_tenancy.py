@@ -233,3 +233,54 @@ def test_a_tampered_token_document_does_not_send_the_token_elsewhere(
     overridden = settings.model_copy(update=state.settings_overrides(server.url))
     loopback = ZohoTokenStore(db, overridden, A, clock=lambda: dt.datetime.now(dt.UTC))
     assert loopback.api_domain() == server.url  # dev and tests: only by explicit setting
+
+
+def test_one_users_brief_never_reaches_another_users_agents(
+    db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User A's secret campaign text: not in B's LLM requests, tasks, drafts or any memory B's
+    agents can read (user B's memory and the shared collections)."""
+    from worker.agents.offline import OfflineLLM
+
+    from .conftest import Clock
+    from .test_agents_campaign import drain, seed
+
+    secret = "Project Nightjar 7Q"
+    requests: list[tuple[str, str]] = []  # (user, everything the model would read)
+
+    def recording(self: OfflineLLM, request: Any) -> Any:
+        requests.append((current[0], request.instructions + request.prompt + repr(request.context)))
+        return original(self, request)
+
+    original = OfflineLLM.complete
+    monkeypatch.setattr(OfflineLLM, "complete", recording)
+    agent_settings = Settings(
+        OPENAI_API_KEY=None, mongodb_db=db.name, embedded_path=tmp_path / "mongo",
+        approval_steps=[], embedding_dimensions=128, lease_seconds=30,
+    )  # fmt: skip
+    clock = Clock(dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC))
+    runner = Runner(db, agent_settings, clock=clock)
+    try:
+        current = [A]
+        seed(db, clock, campaign_id="camp_a", user=A, objective=f"launch {secret} quietly",
+             product=f"{secret} boots")  # fmt: skip
+        drain(db, runner, clock)
+        assert db.campaigns.find_one({"campaign_id": "camp_a"})["status"] == "completed"
+        assert any(secret in text for user, text in requests if user == A)
+        current = [B]
+        seed(db, clock, campaign_id="camp_b", user=B, objective="launch boots",
+             product="Trail boots")  # fmt: skip
+        drain(db, runner, clock)
+    finally:
+        runner.close()
+    assert db.campaigns.find_one({"campaign_id": "camp_b"})["status"] == "completed"
+    seen_by_b = [text for user, text in requests if user == B]
+    assert seen_by_b and not [text for text in seen_by_b if secret in text]
+    for name in (names.AGENT_TASKS, names.CONTENT_LIBRARY, names.SOCIAL_POSTS,
+                 names.EMAIL_CAMPAIGNS, names.USER_MEMORY, names.AGENT_EVENTS):  # fmt: skip
+        documents = repr(db[name].find({"user_id": B})) + repr(
+            db[name].find({"campaign_id": "camp_b"})
+        )
+        assert secret not in documents, name
+    for shared in (names.AGENT_MEMORY, names.GLOBAL_MEMORY):
+        assert secret not in repr(db[shared].find({})), shared
