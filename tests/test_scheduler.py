@@ -100,7 +100,7 @@ def test_second_replica_gets_nothing_twice(db, redis_broker, settings, clock):
                 "payload": {"webhook_id": "w", "event": "e", "event_id": "x"},
             },
             "job_type 'deliver_webhook' is internal",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_documents_fail_with_a_readable_error(db, scheduler, clock, fields, error):

@@ -236,13 +236,12 @@ def test_a_tampered_token_document_does_not_send_the_token_elsewhere(
 
 
 def test_one_users_brief_never_reaches_another_users_agents(
-    db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    db: Any, tmp_path: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """User A's secret campaign text: not in B's LLM requests, tasks, drafts or any memory B's
     agents can read (user B's memory and the shared collections)."""
     from worker.agents.offline import OfflineLLM
 
-    from .conftest import Clock
     from .test_agents_campaign import drain, seed
 
     secret = "Project Nightjar 7Q"
@@ -258,7 +257,6 @@ def test_one_users_brief_never_reaches_another_users_agents(
         OPENAI_API_KEY=None, mongodb_db=db.name, embedded_path=tmp_path / "mongo",
         approval_steps=[], embedding_dimensions=128, lease_seconds=30,
     )  # fmt: skip
-    clock = Clock(dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC))
     runner = Runner(db, agent_settings, clock=clock)
     try:
         current = [A]

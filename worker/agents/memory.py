@@ -8,8 +8,10 @@ Shared memory holds no user content: an agent run for a user writes only ``user_
 shared collections are curated (written by operators or platform code with
 :meth:`MemoryStore.remember_agent` / :meth:`MemoryStore.remember_global`, which mark each
 document ``curated: true``), and recall reads only curated documents, so anything a user's run
-wrote there before this rule (no ``curated`` mark) is never recalled. Each document stores its ``embedding_model``; retrieval only compares vectors of the
-embedder in use. With ``memory_vector_index`` set on a real MongoDB (Atlas), retrieval runs
+wrote there before this rule (no ``curated`` mark) is never recalled.
+
+Each document stores its ``embedding_model``; retrieval only compares vectors of the embedder
+in use. With ``memory_vector_index`` set on a real MongoDB (Atlas), retrieval runs
 ``$vectorSearch``; otherwise, or when the server does not support it, the newest
 ``memory_candidates`` documents of the scope are scored in-process.
 """
