@@ -138,6 +138,7 @@ class PostPublisher:
         """Update ``platforms[index]`` if it is still this target (and matches ``expect``)."""
         where: dict[str, Any] = {
             "post_id": self.post["post_id"],
+            "user_id": self.ctx.user_id,
             f"platforms.{index}.platform": target.get("platform"),
             f"platforms.{index}.account_id": target.get("account_id"),
         }
