@@ -282,3 +282,15 @@ def test_one_users_brief_never_reaches_another_users_agents(
         assert secret not in documents, name
     for shared in (names.AGENT_MEMORY, names.GLOBAL_MEMORY):
         assert secret not in repr(db[shared].find({})), shared
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["worker.tenancy", "worker.validation", "worker.api", "worker.jobtypes", "worker.agents.brief",
+     "worker.integrations.zoho.datacenters", "worker.agents.memory", "worker.agents.templates"],
+)  # fmt: skip
+def test_public_surfaces_name_only_what_exists(module: str) -> None:
+    import importlib
+
+    loaded = importlib.import_module(module)
+    assert [name for name in loaded.__all__ if not hasattr(loaded, name)] == []
