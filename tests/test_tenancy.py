@@ -294,3 +294,25 @@ def test_public_surfaces_name_only_what_exists(module: str) -> None:
 
     loaded = importlib.import_module(module)
     assert [name for name in loaded.__all__ if not hasattr(loaded, name)] == []
+
+
+def test_unfinished_internal_jobs_from_before_the_rule_are_adopted_once(db: Any) -> None:
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    legacy = {
+        "user_id": A,
+        "job_type": "deliver_webhook",
+        "schedule": {"execute_at": now},
+        "payload": {"webhook_id": "w", "event": "e", "event_id": "x"},
+        "attempts": 0,
+    }
+    db[names.SCHEDULED_JOBS].insert_many(
+        [
+            {**legacy, "job_id": "queued", "status": "pending"},
+            {**legacy, "job_id": "done", "status": "completed"},
+            {**legacy, "job_id": "noop", "job_type": "noop", "payload": {}, "status": "pending"},
+        ]
+    )
+    assert api.adopt_legacy_internal_jobs(db, now=now) == 1
+    assert api.get(db, "queued")["origin"] == "platform"
+    assert "origin" not in api.get(db, "done") and "origin" not in api.get(db, "noop")
+    assert api.adopt_legacy_internal_jobs(db, now=now) == 0

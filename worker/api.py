@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.jobtypes import JOB_TYPES
 from worker.schedule import next_fire, upcoming_fires
 from worker.states import JobStatus
 from worker.validation import (
@@ -30,6 +31,7 @@ __all__ = [
     "PLATFORM_USER",
     "InvalidJob",
     "JobConflict",
+    "adopt_legacy_internal_jobs",
     "cancel",
     "ensure_platform_jobs",
     "get",
@@ -128,6 +130,23 @@ def ensure_platform_jobs(db: Database, *, now: dt.datetime | None = None) -> lis
             continue  # already there
         created.append(job["job_id"])
     return created
+
+
+def adopt_legacy_internal_jobs(db: Database, *, now: dt.datetime | None = None) -> int:
+    """Mark unfinished jobs of internal types written before ``origin`` existed as the
+    platform's (a one-time migration in ``mmw db init``), so deliveries queued across the upgrade
+    are not failed as forged; returns how many. A legacy ``refresh_zoho_tokens`` of a user now
+    refreshes that user's token only."""
+    internal = [name for name, job_type in JOB_TYPES.items() if job_type.internal]
+    result = db[names.SCHEDULED_JOBS].update_many(
+        {
+            "job_type": {"$in": internal},
+            "origin": {"$exists": False},
+            "status": {"$in": [JobStatus.PENDING.value, JobStatus.PROCESSING.value]},
+        },
+        {"$set": {"origin": PLATFORM_ORIGIN, "updated_at": _now(now)}},
+    )
+    return int(result.modified_count)
 
 
 def _schedule(

@@ -111,6 +111,9 @@ def db_init() -> None:
     click.echo(f"{len(created)} indexes ensured on {_where(settings, database)}")
     jobs = api.ensure_platform_jobs(database)
     click.echo(f"platform jobs created: {', '.join(jobs) or 'none (all present)'}")
+    legacy = api.adopt_legacy_internal_jobs(database)
+    if legacy:
+        click.echo(f"{legacy} unfinished internal jobs from before origin marked as the platform's")
 
 
 @db.command("status")
