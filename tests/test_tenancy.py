@@ -115,6 +115,25 @@ def test_a_job_naming_another_users_resource_fails_and_changes_nothing(
     assert db[names.SCHEDULED_JOBS].count_documents({"user_id": B}) == 0
 
 
+@pytest.mark.parametrize(
+    ("job_type", "payload"),
+    [("sync_social_metrics", {"days": 90}), ("sync_email_reports", {}), ("noop", {})],
+)
+def test_jobs_without_a_resource_id_touch_only_their_users_documents(
+    db: Any, runner: Runner, job_type: str, payload: dict[str, Any]
+) -> None:
+    seed_user_b(db)
+    db[names.SOCIAL_POSTS].update_one(
+        {"post_id": "post_b"},
+        {"$set": {"platforms.0.status": "published", "platforms.0.platform_post_id": "9",
+                  "platforms.0.published_at": dt.datetime.now(dt.UTC)}},
+    )  # fmt: skip
+    before = snapshot(db)
+    done = submit_and_run(runner, job_type, A, payload)
+    assert done["status"] in ("completed", "failed")
+    assert snapshot(db) == before
+
+
 def test_owner_check_is_exact() -> None:
     assert belongs_to({"user_id": "u1"}, "u1")
     for doc, user in [
