@@ -46,7 +46,7 @@ JOBS_FAILED = Counter(
 JOBS_RETRIED = Counter("mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"])
 JOBS_RECOVERED = Counter(
     "mmw_jobs_recovered_total",
-    "Runs dispatched again after their lease expired (reason: worker_lost, message_lost).",
+    "Runs dispatched again (reason: worker_lost, message_lost, scheduler_lost, unknown).",
     ["job_type", "reason"],
 )
 LEASE_EXPIRATIONS = Counter(
@@ -130,6 +130,10 @@ LAST_POLL = Gauge(
     "mmw_scheduler_last_poll_timestamp_seconds",
     "Unix time of the last completed poll (no live scheduler when it stops moving).",
     multiprocess_mode="max",
+)
+AUDIT_DROPPED = Counter(
+    "mmw_audit_dropped_total",
+    "Buffered audit entries dropped because the buffer was full (audit_log unwritable).",
 )
 MONGO_OPERATIONS = Counter(
     "mmw_mongo_operations_total",
