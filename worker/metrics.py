@@ -1,9 +1,10 @@
 """Prometheus metrics of the scheduler and the workers (names used by ``ops/``).
 
-Worker processes started by the ``dramatiq`` CLI share one multiprocess directory (set by
-``worker.app`` before ``prometheus_client`` is imported), so these metrics and Dramatiq's own are
-served together by Dramatiq's exposition server. ``mmw scheduler`` and ``mmw dev`` serve the
-default registry with :func:`serve`.
+The processes of one ``mmw worker`` instance (supervisor and worker processes) share one
+multiprocess directory, set before ``prometheus_client`` is imported, so these metrics and
+Dramatiq's own are served together by the supervisor (:func:`serve`; under a plain ``dramatiq``
+CLI, by Dramatiq's exposition server). ``mmw scheduler`` and ``mmw dev`` serve the default
+registry with :func:`serve`.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ LAST_POLL = Gauge(
     "mmw_scheduler_last_poll_timestamp_seconds",
     "Unix time of the last completed poll (no live scheduler when it stops moving).",
     multiprocess_mode="max",
+)
+WORKER_PROCESS_RESTARTS = Counter(
+    "mmw_worker_process_restarts_total",
+    "Worker processes of an mmw worker instance that died and are started again.",
+)
+WORKER_PROCESSES_READY = Gauge(
+    "mmw_worker_processes_ready",
+    "Worker processes of an mmw worker instance consuming messages now.",
+    multiprocess_mode="livesum",
 )
 MONGO_OPERATIONS = Counter(
     "mmw_mongo_operations_total",
