@@ -51,8 +51,11 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``python -m worker <args>`` in its own process group (so a kill takes its children)."""
+def start(
+    args: list[str], env: dict[str, str], log: Path, module: str = "worker"
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m worker <args>`` (or another module) in its own process group (so a
+    kill takes its children)."""
     handle = log.open("ab")
     # Each process its own metrics ports, as ops must give them (see docs/operations.md).
     env = {
@@ -61,7 +64,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         stdout=handle,

@@ -323,3 +323,34 @@ def test_unknown_queue_stops_the_instance_with_a_clear_error(settings, tmp_path)
         kill(worker, signal.SIGKILL)
     assert worker.returncode == EXIT_CANNOT_START
     assert "unknown queue(s) ['no_such']" in log.read_text()
+
+
+@pytest.mark.crash
+def test_worker_processes_stop_when_their_supervisor_is_killed(settings, tmp_path):
+    worker, port, log = worker_instance(settings, tmp_path, "--processes", "1", "--threads", "1")
+    try:
+        wait_until(lambda: metric(scrape(port), "mmw_worker_processes_ready") == 1, 60,
+                   "the worker process ready", log)  # fmt: skip
+        [child] = children(worker.pid)
+        os.kill(worker.pid, signal.SIGKILL)  # the main process only
+        worker.wait(timeout=10)
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), 30, "the orphan gone", log)
+    finally:
+        kill(worker, signal.SIGKILL)
+    assert "supervisor gone" in log.read_text()
+
+
+@pytest.mark.crash
+def test_plain_dramatiq_cli_still_runs_worker_app(db, settings, redis_broker, tmp_path):
+    port = str(free_port())  # its exposition server reads these, not our settings
+    env = process_env(settings, dramatiq_prom_host="127.0.0.1", dramatiq_prom_port=port)
+    log = tmp_path / "run.log"
+    scheduler = start(["scheduler"], env, log)
+    worker = start(["worker.app", "-p", "1", "-t", "1"], env, log, module="dramatiq")
+    try:
+        job_ids = started(db, 0)
+        wait_until(lambda: completed(db, job_ids), 60, "the job completed", log)
+    finally:
+        kill(worker, signal.SIGTERM)
+        kill(scheduler, signal.SIGTERM)
+    assert worker.returncode == 0
