@@ -202,6 +202,38 @@ def test_a_child_that_cannot_start_stops_a_new_instance():
     assert sup.exit_code == EXIT_CANNOT_START
 
 
+# ------------------------------------------------------------------------------ command line
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-p", "3", "-Q", "social", "email", "-t", "2"], (3, 2, ["social", "email"])),
+        (["--queues", "social", "--queues", "email"], (2, 8, ["social", "email"])),
+        ([], (2, 8, [])),
+    ],
+)
+def test_worker_command_options(monkeypatch, args, expected):
+    from click.testing import CliRunner
+
+    import worker.supervisor
+    from worker.cli import main
+
+    seen = {}
+    monkeypatch.setattr(worker.supervisor, "run_worker_instance", lambda **kw: seen.update(kw))
+    result = CliRunner().invoke(main, ["worker", *args])
+    assert result.exit_code == 0, result.output
+    assert (seen["processes"], seen["threads"], seen["queues"]) == expected
+
+
+def test_worker_command_refuses_dramatiq_only_options():
+    from click.testing import CliRunner
+
+    from worker.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "--watch", "."])
+    assert result.exit_code == 2 and "No such option '--watch'" in result.output
+    assert CliRunner().invoke(main, ["worker", "-p", "0"]).exit_code == 2
+
+
 # ------------------------------------------------------------------------------ real processes
 def started(db, sleep_seconds: float, n: int = 1, prefix: str = "job") -> list[str]:
     now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -316,7 +348,7 @@ def test_sigterm_to_the_main_process_only_drains_its_children(db, settings, redi
 
 @pytest.mark.crash
 def test_unknown_queue_stops_the_instance_with_a_clear_error(settings, tmp_path):
-    worker, _, log = worker_instance(settings, tmp_path, "-p", "2", "-Q", "default", "no_such")
+    worker, _, log = worker_instance(settings, tmp_path, "-p", "1", "-Q", "default", "no_such")
     try:
         worker.wait(timeout=60)
     finally:
@@ -350,7 +382,9 @@ def test_plain_dramatiq_cli_still_runs_worker_app(db, settings, redis_broker, tm
     try:
         job_ids = started(db, 0)
         wait_until(lambda: completed(db, job_ids), 60, "the job completed", log)
+        worker.send_signal(signal.SIGTERM)  # its main process only: Dramatiq's CLI forwards it
+        worker.wait(timeout=30)
     finally:
-        kill(worker, signal.SIGTERM)
+        kill(worker, signal.SIGKILL)
         kill(scheduler, signal.SIGTERM)
     assert worker.returncode == 0

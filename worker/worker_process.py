@@ -9,7 +9,8 @@ process directly *and* again through ``mmw worker``, never kills running jobs:
 * SIGTERM / SIGHUP (any number of them): stop taking messages, let running jobs finish (at most
   the longest time limit of the consumed actors, which TimeLimit enforces), then exit 0;
 * SIGINT once: the same; SIGINT again while stopping (a person's second Ctrl-C): exit now;
-* the supervisor gone (parent changed): stop as for SIGTERM, so no worker outlives its instance.
+* the supervisor gone (parent changed): stop as for SIGTERM, so no worker outlives its
+  instance.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: Added to the longest time limit: TimeLimit checks deadlines once a second, then the
 #: interrupted job records its outcome.
 GRACE_MARGIN_SECONDS = 5.0
+POLL_SECONDS = 0.5
 #: Exit code when the process cannot start (import, plugin, queue name): restarting cannot help.
 EXIT_CANNOT_START = 2
 
@@ -57,11 +59,14 @@ def shutdown_grace_seconds(time_limits_ms: Iterable[int]) -> float:
 
 
 class StopSignals:
-    """The process's stop state, driven by signal handlers installed in the main thread."""
+    """The process's stop state, driven by signal handlers installed in the main thread.
+
+    The handlers only assign it (no lock: a handler taking a lock that the interrupted main
+    thread holds would deadlock); the main thread polls it.
+    """
 
     def __init__(self) -> None:
         self.state = StopState.RUNNING
-        self.changed = threading.Event()
 
     def install(self) -> None:
         for sig in STOP_SIGNALS:
@@ -78,13 +83,11 @@ class StopSignals:
             log.info(
                 "received %s: finishing running jobs, then exiting", signal.Signals(signum).name
             )
-            self.changed.set()
 
     def drain(self, reason: str) -> None:
         if self.state is StopState.RUNNING:
             log.warning("%s: finishing running jobs, then exiting", reason)
             self.state = StopState.DRAINING
-            self.changed.set()
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -134,7 +137,8 @@ def run(threads: int, queues: list[str], stop: StopSignals, ready_fd: int | None
     log.info(
         "consuming %s on %d threads (stop grace %.0f s)", queues or "all queues", threads, grace
     )
-    while not stop.changed.wait(1.0):
+    while stop.state is StopState.RUNNING:
+        time.sleep(POLL_SECONDS)
         if os.getppid() != parent:
             stop.drain("supervisor gone")
     worker.stop(timeout=int(grace * 1000))
