@@ -173,6 +173,15 @@ def test_stop_signals_reach_each_child_once_and_nothing_restarts(supervised):
     assert sup.exit_code == 0
 
 
+def test_a_stop_signal_that_arrived_with_the_childs_exit_is_applied_first(supervised):
+    sup, spawned, _, recorder = supervised
+    sup._signals.append(signal.SIGTERM)  # delivered, handler ran, loop not yet there
+    spawned[0].exit(0)
+    sup._reap()
+    assert recorder.restarts == 0 and sup.slots[0].restart_at is None
+    assert spawned[1].signals == [signal.SIGTERM]
+
+
 def test_a_second_sigint_kills_the_children(supervised):
     sup, spawned, _, _ = supervised
     sup.request_stop(signal.SIGINT)

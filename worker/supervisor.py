@@ -173,6 +173,9 @@ class Supervisor:
             code = spawned.proc.poll()
             if code is None:
                 continue
+            # A group-wide SIGTERM reached this process before the child could exit on it:
+            # apply it first, so that the child's exit is read as a stop, not a death.
+            self._take_signals()
             slot.spawned = None
             _close_ready(spawned)
             self.observer.process_exited(spawned.proc.pid)
@@ -196,10 +199,12 @@ class Supervisor:
         delay = self.policy.delay(slot.failures)
         slot.restart_at = self.clock() + delay
         self.observer.process_restarting()
-        log.error(
-            "worker process %d (pid %d) died after %.0f s (%s); restarting it in %.0f s",
+        log.log(
+            logging.WARNING if code == 0 else logging.ERROR,
+            "worker process %d (pid %d) %s after %.0f s (%s); restarting it in %.0f s",
             slot.index,
             pid,
+            "exited" if code == 0 else "died",  # 0: someone stopped this one process
             lived,
             how,
             delay,
@@ -236,10 +241,13 @@ class Supervisor:
         return any(slot.spawned is not None for slot in self.slots)
 
     # ---------------------------------------------------------------- loop
-    def step(self, timeout: float = POLL_SECONDS) -> bool:
-        """One turn of the loop; False once stopped and every child has exited."""
+    def _take_signals(self) -> None:
         while self._signals:
             self.request_stop(self._signals.pop(0))
+
+    def step(self, timeout: float = POLL_SECONDS) -> bool:
+        """One turn of the loop; False once stopped and every child has exited."""
+        self._take_signals()
         self._reap()
         if self.state is not StopState.RUNNING and not self._alive():
             return False
