@@ -30,6 +30,7 @@ from dramatiq import Broker
 
 from worker import metrics
 from worker.audit import AuditLog
+from worker.backlog import jobs_needing_review, paused_jobs, queue_backlog
 from worker.broker import (
     Dispatch,
     declare_queues,
@@ -425,9 +426,12 @@ class Scheduler:
         for status in JobStatus:
             metrics.JOBS_BY_STATUS.labels(status.value).set(counts.get(status.value, 0))
         users, types = self._paused()
-        metrics.DUE_NOT_DISPATCHED.set(
-            self.store.count_due(now, paused_users=users, paused_types=types)
-        )
+        backlog = queue_backlog(self.db, now, paused_users=users, paused_types=types)
+        metrics.DUE_NOT_DISPATCHED.set(sum(row.due for row in backlog))
+        metrics.export_backlog(backlog, now, queues={t.queue for t in JOB_TYPES.values()})
+        metrics.JOBS_PAUSED.set(paused_jobs(self.db, paused_users=users, paused_types=types))
+        for kind, count in jobs_needing_review(self.db).items():
+            metrics.JOBS_NEEDING_REVIEW.labels(kind).set(count)
 
     def _paused(self) -> tuple[list[str], list[str]]:
         """Users and job types an operator paused (re-read every ``controls_interval``)."""

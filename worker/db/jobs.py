@@ -83,7 +83,7 @@ class JobStore:
         status guard splits races between schedulers), read back exactly the ones this claim won
         (its unique ``claim_id``).
         """
-        query = self._due_query(now, paused_users, paused_types)
+        query = self.due_query(now, paused_users, paused_types)
         due = self.jobs.find(query, {"_id": 1}, sort=[("schedule.execute_at", 1)], limit=limit)
         if not due:
             return []
@@ -277,20 +277,11 @@ class JobStore:
         rows = self.jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
         return {str(r["_id"]): r["n"] for r in rows}
 
-    def count_due(
-        self,
-        now: dt.datetime,
-        *,
-        paused_users: Iterable[str] = (),
-        paused_types: Iterable[str] = (),
-    ) -> int:
-        """Jobs the next claim would take: due and not held by an operator."""
-        return self.jobs.count_documents(self._due_query(now, paused_users, paused_types))
-
     @staticmethod
-    def _due_query(
-        now: dt.datetime, paused_users: Iterable[str], paused_types: Iterable[str]
+    def due_query(
+        now: dt.datetime, paused_users: Iterable[str] = (), paused_types: Iterable[str] = ()
     ) -> dict[str, Any]:
+        """Due, pending and not held by an operator: what the next claim takes."""
         query: dict[str, Any] = {
             "status": JobStatus.PENDING.value,
             "schedule.execute_at": {"$lte": now},
