@@ -74,7 +74,7 @@ def start(
 
 
 def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the whole process group (dramatiq's worker processes too) and reap it."""
+    """Signal the whole process group (worker processes too) and reap it."""
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
