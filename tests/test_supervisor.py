@@ -323,6 +323,7 @@ def test_group_sigterm_lets_a_20_second_job_finish(db, settings, redis_broker, t
         [job_id] = started(db, 20)
         wait_until(lambda: db[EXECUTIONS].count_documents({"event": "start"}) == 1, 60,
                    "the 20 s job started", log)  # fmt: skip
+        assert db[EXECUTIONS].count_documents({"event": "done"}) == 0  # still running
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
     finally:
@@ -344,6 +345,7 @@ def test_sigterm_to_the_main_process_only_drains_its_children(db, settings, redi
         wait_until(lambda: db[EXECUTIONS].count_documents({"event": "start"}) == 1, 60,
                    "the job started", log)  # fmt: skip
         workers = children(worker.pid)
+        assert db[EXECUTIONS].count_documents({"event": "done"}) == 0  # still running
         os.kill(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
     finally:
@@ -367,17 +369,28 @@ def test_unknown_queue_stops_the_instance_with_a_clear_error(settings, tmp_path)
 
 
 @pytest.mark.crash
-def test_worker_processes_stop_when_their_supervisor_is_killed(settings, tmp_path):
+def test_second_instance_on_a_port_fails_harmlessly_and_a_killed_one_leaves_no_orphan(
+    settings, tmp_path
+):
     worker, port, log = worker_instance(settings, tmp_path, "--processes", "1", "--threads", "1")
+    second = None
     try:
         wait_until(lambda: metric(scrape(port), "mmw_worker_processes_ready") == 1, 60,
                    "the worker process ready", log)  # fmt: skip
+        env = process_env(settings, MMW_WORKER_METRICS_PORT=str(port))
+        second = start(["worker", "--processes", "1"], env, tmp_path / "second.log")
+        second.wait(timeout=30)
+        assert metric(scrape(port), "mmw_worker_processes_ready") == 1  # its files were kept
         [child] = children(worker.pid)
         os.kill(worker.pid, signal.SIGKILL)  # the main process only
         worker.wait(timeout=10)
         wait_until(lambda: not os.path.exists(f"/proc/{child}"), 30, "the orphan gone", log)
     finally:
         kill(worker, signal.SIGKILL)
+        if second is not None:
+            kill(second, signal.SIGKILL)
+    assert second.returncode == 1
+    assert "give each mmw worker instance" in (tmp_path / "second.log").read_text()
     assert "supervisor gone" in log.read_text()
 
 

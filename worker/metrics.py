@@ -2,9 +2,9 @@
 
 The processes of one ``mmw worker`` instance (supervisor and worker processes) share one
 multiprocess directory, set before ``prometheus_client`` is imported, so these metrics and
-Dramatiq's own are served together by the supervisor (:func:`serve`; under a plain ``dramatiq``
-CLI, by Dramatiq's exposition server). ``mmw scheduler`` and ``mmw dev`` serve the default
-registry with :func:`serve`.
+Dramatiq's own are served together by the supervisor (``worker.supervisor``; under a plain
+``dramatiq`` CLI, by Dramatiq's exposition server). ``mmw scheduler`` and ``mmw dev`` serve the
+default registry with :func:`serve`.
 """
 
 from __future__ import annotations

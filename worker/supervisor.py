@@ -334,24 +334,28 @@ def run_worker_instance(
     metrics_host: str,
     metrics_port: int,
 ) -> int:
-    """``mmw worker``: metrics folder and endpoint, then the supervisor; its exit code.
+    """``mmw worker``: metrics endpoint and folder, then the supervisor; its exit code.
 
-    The folder is emptied at start and removed at the end: files of dead processes would be
-    served as live values. It is put in the environment before ``prometheus_client`` is
-    imported here and in the children (which inherit it).
+    The folder is put in the environment before ``prometheus_client`` is imported, here and in
+    the children (which inherit it). It is emptied once the port is ours (files of dead
+    processes would be served as live values; a second instance started on the same port by
+    mistake must fail without wiping the first one's), and removed at the end.
     """
-    shutil.rmtree(metrics_folder, ignore_errors=True)
-    os.makedirs(metrics_folder)
+    os.makedirs(metrics_folder, exist_ok=True)
     os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder
-    from worker import metrics
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # reads the folder on each scrape
     try:
-        metrics.serve(metrics_host, metrics_port)
+        start_http_server(metrics_port, addr=metrics_host, registry=registry)
     except OSError as exc:
         raise OSError(
             f"cannot serve metrics on {metrics_host}:{metrics_port} ({exc}); "
             "give each mmw worker instance on this host its own MMW_WORKER_METRICS_PORT"
         ) from exc
+    for stale in os.scandir(metrics_folder):
+        os.unlink(stale.path)
     supervisor = Supervisor(
         spawn=lambda index: spawn_worker_process(index, threads, queues),
         processes=processes,
