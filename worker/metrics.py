@@ -47,7 +47,7 @@ JOBS_FAILED = Counter(
 JOBS_RETRIED = Counter("mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"])
 JOBS_RECOVERED = Counter(
     "mmw_jobs_recovered_total",
-    "Runs dispatched again after their lease expired (reason: worker_lost, message_lost).",
+    "Runs dispatched again (reason: worker_lost, message_lost, scheduler_lost, unknown).",
     ["job_type", "reason"],
 )
 LEASE_EXPIRATIONS = Counter(
@@ -140,6 +140,10 @@ WORKER_PROCESSES_READY = Gauge(
     "mmw_worker_processes_ready",
     "Worker processes of an mmw worker instance consuming messages now.",
     multiprocess_mode="livesum",
+)
+AUDIT_DROPPED = Counter(
+    "mmw_audit_dropped_total",
+    "Buffered audit entries dropped because the buffer was full (audit_log unwritable).",
 )
 MONGO_OPERATIONS = Counter(
     "mmw_mongo_operations_total",
