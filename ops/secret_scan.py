@@ -321,6 +321,7 @@ def run_platform(folder: Path, *, demo_seconds: float, fault_seconds: float) -> 
     try:
         planted = _plant(folder, receiver.url)
         (folder / "planted.json").write_text(json.dumps(planted))
+        port = json.dumps([receiver.server_address[1]])  # the receiver's port is allowed
         codes = {
             "demo": _run(
                 folder,
@@ -328,6 +329,7 @@ def run_platform(folder: Path, *, demo_seconds: float, fault_seconds: float) -> 
                 ["-m", "worker", "dev", "--demo", "--for", str(demo_seconds)],
                 demo_seconds,
                 kill_after=None,
+                MMW_WEBHOOK_ALLOWED_PORTS=port,
             )
         }
         receiver.flaky = True
@@ -341,6 +343,7 @@ def run_platform(folder: Path, *, demo_seconds: float, fault_seconds: float) -> 
             MMW_WEBHOOK_TIMEOUT_SECONDS="1",
             MMW_BACKOFF_BASE_SECONDS="0.5",
             MMW_BACKOFF_MAX_SECONDS="1",
+            MMW_WEBHOOK_ALLOWED_PORTS=port,
         )
         receiver.flaky = False
         codes["recovery"] = _run(
@@ -349,6 +352,7 @@ def run_platform(folder: Path, *, demo_seconds: float, fault_seconds: float) -> 
             ["-m", "worker", "dev", "--for", str(max(3.0, fault_seconds / 2))],
             fault_seconds,
             kill_after=None,
+            MMW_WEBHOOK_ALLOWED_PORTS=port,
         )
     finally:
         receiver.shutdown()
