@@ -498,3 +498,17 @@ def test_a_worker_process_without_a_key_refuses_to_start(settings):
     )
     assert done.returncode == 1
     assert b"no secret key configured" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_events_are_sealed_with_the_opened_secret_of_a_sealed_hook(db):
+    from worker.integrations.webhooks import generate_secret, valid_seal
+    from worker.webhooks import emit_event
+
+    keys = settings_with("own")  # not the process's key: as in `mmw dev`, given explicitly
+    secret = generate_secret()
+    hook = {"user_id": "u1", "webhook_id": "w1", "events": ["*"], "secret": secret, "active": True}
+    db[names.WEBHOOKS].insert_one(seal_document(names.WEBHOOKS, hook, keys))
+    (job_id,) = emit_event(db, "u1", "post.published", {"post_id": "p"}, settings=keys)
+    payload = db[names.SCHEDULED_JOBS].find_one({"job_id": job_id})["payload"]
+    assert valid_seal(payload["seal"], secret, "w1", "post.published", payload["event_id"],
+                      payload["data"])  # fmt: skip

@@ -61,10 +61,13 @@ def event_data(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(redact(data), sort_keys=True, default=str))
 
 
-def _seal(hook: dict[str, Any], event: str, event_id: str, data: dict[str, Any]) -> str:
+def _seal(
+    hook: dict[str, Any], event: str, event_id: str, data: dict[str, Any], settings: Settings | None
+) -> str:
     """The event's seal for this hook; empty if its secret is invalid (the actor says why)."""
     try:
-        return event_seal(webhook_secret(hook), hook["webhook_id"], event, event_id, data)
+        secret = webhook_secret(hook, settings)
+        return event_seal(secret, hook["webhook_id"], event, event_id, data)
     except (InvalidSecret, SecretError):  # the actor fails the delivery with the reason
         return ""
 
@@ -77,8 +80,11 @@ def emit_event(
     *,
     event_id: str | None = None,
     now: dt.datetime | None = None,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Enqueue ``event`` for every active webhook of ``user_id`` subscribed to it.
+
+    ``settings`` name the secret keys that open the hooks' secrets (default: the process's).
 
     Returns the ids of the ``deliver_webhook`` jobs (existing ones for a repeated ``event_id``).
     ``event_id`` becomes the ``webhook-id`` header: pass a deterministic one when the same
@@ -103,7 +109,7 @@ def emit_event(
                 "event": event,
                 "event_id": event_id,
                 "data": data,
-                "seal": _seal(hook, event, event_id, data),
+                "seal": _seal(hook, event, event_id, data, settings),
             },
             idempotency_key=f"webhook:{event_id}:{hook['webhook_id']}",
             now=now,
@@ -112,7 +118,9 @@ def emit_event(
     return job_ids
 
 
-def job_event_listener(db: Any, *, cache_seconds: float = 10.0) -> Any:
+def job_event_listener(
+    db: Any, *, cache_seconds: float = 10.0, settings: Settings | None = None
+) -> Any:
     """A ``Runner.finish_listeners`` entry emitting ``job.completed`` / ``job.failed``.
 
     The event id is derived from (job, run, status), so a listener called twice for one run
@@ -136,7 +144,7 @@ def job_event_listener(db: Any, *, cache_seconds: float = 10.0) -> Any:
         data = {"job_id": job.get("job_id"), "job_type": job.get("job_type"), "status": status}
         if error:
             data["error"] = error
-        if not emit_event(db, user_id, event, data, event_id=event_id):
+        if not emit_event(db, user_id, event, data, event_id=event_id, settings=settings):
             without_hooks[user_id] = time.monotonic() + cache_seconds
 
     return listener

@@ -96,6 +96,7 @@ def _record_sent(
         {"campaign_id": doc["campaign_id"], "zoho_campaign_key": key},
         event_id=f"evt_email_{status}_{doc['campaign_id']}",
         now=now,
+        settings=ctx.settings,
     )
     return {"campaign_id": doc["campaign_id"], "status": status, "zoho_campaign_key": key}
 

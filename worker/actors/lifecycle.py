@@ -394,7 +394,7 @@ def build_runner(db: Database, settings: Settings) -> Runner:
     from worker.webhooks import job_event_listener
 
     runner = Runner(db, settings)
-    runner.finish_listeners.append(job_event_listener(db))
+    runner.finish_listeners.append(job_event_listener(db, settings=settings))
     return runner
 
 
