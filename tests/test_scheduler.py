@@ -465,3 +465,27 @@ def test_attempt_lost_with_its_worker_stays_in_the_history(db, scheduler, clock,
     move_outbox(db)
     recovered = db.audit_log.find_one({"action": "job_recovered"})
     assert recovered["details"]["reason"] == "worker_lost"
+
+
+def test_a_failing_step_does_not_lose_the_poll(db, scheduler, redis_broker, clock, monkeypatch):
+    import worker.scheduler as module
+
+    def down(*args, **kwargs):
+        raise ConnectionError("audit_log unreachable")
+
+    monkeypatch.setattr(module, "move_outbox", down)
+    insert(db, clock, n=2)
+    report = scheduler.tick()
+    assert report.dispatched == 2 and report.errors == [
+        "audit: ConnectionError: audit_log unreachable"
+    ]
+    assert db.audit_log.count_documents({"action": "job_dispatched"}) == 2  # the buffer still went
+    monkeypatch.undo()
+    assert scheduler.flush_audit() == 2  # the claims' entries waited on their jobs
+
+
+def test_each_start_is_a_new_owner_even_with_a_fixed_scheduler_id(db, redis_broker, settings):
+    settings.scheduler_id = "sched-a"
+    first, second = (Scheduler(db, redis_broker, settings) for _ in range(2))
+    assert first.owner.startswith("sched-a#") and second.owner.startswith("sched-a#")
+    assert first.owner != second.owner  # a restart never hides its predecessor's claims

@@ -147,7 +147,8 @@ class Scheduler:
             self._last_recovery = time.monotonic()
             self._step("recovery", self._recover, now, report)
         self._step("housekeeping", self._housekeeping, now, report)
-        self._step("audit", self._flush_audit, now, report)
+        self._step("audit", self._move_outboxes, now, report)
+        self._step("audit buffer", lambda now, _: self.audit.flush(), now, report)
         metrics.POLL_DURATION.observe(time.perf_counter() - started)
         metrics.LAST_POLL.set(time.time())
         return report
@@ -221,16 +222,15 @@ class Scheduler:
             self.registry.beat(self.owner, now)
             self._beat_at = now
 
-    def _flush_audit(self, now: dt.datetime, report: TickReport) -> None:
-        """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or at once
-        again when a move filled its batch: a backlog)."""
+    def _move_outboxes(self, now: dt.datetime, report: TickReport) -> None:
+        """Job outboxes every ``audit_move_interval`` (at once again when a move filled its
+        batch: a backlog); the buffered entries are flushed every poll."""
         if time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
             self._last_audit = time.monotonic()
             moved = move_outbox(self.db, _MOVE_BATCH)
             report.audited += moved
             if moved >= _MOVE_BATCH:
                 self._last_audit = float("-inf")
-        self.audit.flush()
 
     def flush_audit(self) -> int:
         """Move every waiting outbox and flush the buffer now (at stop; benchmarks)."""
