@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: Jobs whose outboxes one move takes (entries are moved, at most a few per job).
 _MOVE_BATCH = 500
+#: A run in flight has its audit entries moved once it ends, or once they are this old.
+_IN_FLIGHT_SETTLE = dt.timedelta(seconds=30)
 
 
 def utcnow() -> dt.datetime:
@@ -227,7 +229,7 @@ class Scheduler:
         batch: a backlog); the buffered entries are flushed every poll."""
         if time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
             self._last_audit = time.monotonic()
-            moved = move_outbox(self.db, _MOVE_BATCH)
+            moved = move_outbox(self.db, _MOVE_BATCH, settled_before=now - _IN_FLIGHT_SETTLE)
             report.audited += moved
             if moved >= _MOVE_BATCH:
                 self._last_audit = float("-inf")
