@@ -568,19 +568,17 @@ class Scheduler:
     def _dispatch_guess(self, job: dict[str, Any]) -> Dispatch | None:
         """The message a run was sent as (to ask the broker about it); None if unknowable."""
         job_type = JOB_TYPES.get(str(job.get("job_type")))
+        if job_type is None:
+            return None
         try:
-            return (
-                Dispatch(
-                    job_type=job_type.name,
-                    queue=job.get("queue") or job_type.queue,
-                    job_id=str(job["job_id"]),
-                    run_key=run_key_for(job),
-                    epoch=int(job["epoch"]),
-                )
-                if job_type is not None
-                else None
+            return Dispatch(
+                job_type=job_type.name,
+                queue=job.get("queue") or job_type.queue,
+                job_id=str(job["job_id"]),
+                run_key=run_key_for(job),
+                epoch=int(job["epoch"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError):  # a hand-edited document
             return None
 
     # ---------------------------------------------------------------- housekeeping
