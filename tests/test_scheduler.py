@@ -381,6 +381,24 @@ def test_recovery_applies_the_claims_decisions(db, scheduler, redis_broker, cloc
     assert scheduler.tick().dispatched == 1
 
 
+def test_recovered_recurring_run_follows_its_catch_up_policy(db, scheduler, redis_broker, clock):
+    # Fires at :30 (clock starts at 12:00); claimed on time at 12:30, then its message is lost.
+    clock.advance(minutes=30)
+    job = job_doc(
+        at=clock.now,
+        schedule={"execute_at": clock.now, "cron_expression": "30 * * * *", "catch_up": "skip"},
+    )
+    db.scheduled_jobs.insert_one(job)
+    assert scheduler.tick().dispatched == 1
+    lose_messages(redis_broker)
+    clock.advance(hours=2)  # recovered long after its fire: "skip" says do not run it late
+    report = scheduler.tick()
+    assert (report.recovered, report.skipped, report.dispatched) == (1, 1, 0)
+    waiting = status(db, job)
+    assert waiting["status"] == "pending"
+    assert waiting["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=60)
+
+
 def test_dead_schedulers_unsent_claims_are_sent_in_seconds(db, scheduler, redis_broker, clock):
     from worker.db.jobs import JobStore
     from worker.db.schedulers import SchedulerRegistry
