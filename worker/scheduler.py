@@ -191,7 +191,7 @@ class Scheduler:
             full = report.claimed >= self.settings.claim_batch_size
             if not full:  # a full batch means a backlog: poll again at once
                 stop.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - began)))
-        self.flush_audit()
+        self.audit.flush()  # job outboxes are durable: the next scheduler to poll moves them
         try:  # every claim of this scheduler was sent: nothing for others to check
             self.registry.forget([self.owner])
         except Exception:
@@ -235,7 +235,7 @@ class Scheduler:
                 self._last_audit = float("-inf")
 
     def flush_audit(self) -> int:
-        """Move every waiting outbox and flush the buffer now (at stop; benchmarks)."""
+        """Move every waiting outbox and flush the buffer now (benchmarks, tests)."""
         moved = total = move_outbox(self.db, _MOVE_BATCH)
         while moved >= _MOVE_BATCH:
             moved = move_outbox(self.db, _MOVE_BATCH)
