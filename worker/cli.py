@@ -179,6 +179,66 @@ def dev(demo: bool, threads: int, duration: float | None, no_sandboxes: bool) ->
     run_dev(settings, stop, demo=demo, threads=threads, sandboxes=not no_sandboxes)
 
 
+# ------------------------------------------------------------------------------------- web
+@main.group(invoke_without_command=True)
+@click.option("--host", help="Bind address (default MMW_WEB_HOST).")
+@click.option("--port", type=int, help="Port (default MMW_WEB_PORT).")
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the operators' console and its JSON API (docs at /api/docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from worker.web.server import build_console, check_port
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if not settings.web_secret_key:
+        raise click.ClickException(
+            "set MMW_WEB_SECRET_KEY (a long random string) to sign console sessions"
+        )
+    if not settings.web_users and not settings.web_tokens:
+        raise click.ClickException(
+            "no console accounts: set MMW_WEB_USERS (see `mmw web hash-password`) "
+            "or MMW_WEB_TOKENS (see `mmw web new-token`)"
+        )
+    host, port = host or settings.web_host, port or settings.web_port
+    try:
+        check_port(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"{exc}; choose another with --port or MMW_WEB_PORT") from None
+    click.echo(f"console on http://{host}:{port}/ (API docs: /api/docs)", err=True)
+    uvicorn.run(build_console(_db(settings), settings), host=host, port=port, log_level="warning")
+
+
+@web.command("hash-password")
+@click.option("--name", required=True, help="The operator's sign-in name.")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer",
+              show_default=True)  # fmt: skip
+@click.password_option(help="Prompted for when not given.")
+def web_hash_password(name: str, role: str, password: str) -> None:
+    """Print an MMW_WEB_USERS entry (scrypt hash) for one operator."""
+    from worker.console.auth import hash_password
+
+    click.echo(json.dumps({name: {"hash": hash_password(password), "role": role}}))
+
+
+@web.command("new-token")
+@click.option("--name", required=True, help="Who or what uses the token (kept in the audit log).")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer",
+              show_default=True)  # fmt: skip
+def web_new_token(name: str, role: str) -> None:
+    """Make an API token: prints the token (give it to the client) and its MMW_WEB_TOKENS entry."""
+    from worker.console.auth import hash_token, new_token
+
+    token = new_token()
+    click.echo(f"token: {token}")
+    click.echo(
+        "MMW_WEB_TOKENS entry: " + json.dumps({hash_token(token): {"name": name, "role": role}})
+    )
+
+
 # ------------------------------------------------------------------------------------- jobs
 @main.group()
 def jobs() -> None:
