@@ -214,8 +214,9 @@ def web(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 @web.command("hash-password")
 @click.option("--name", required=True, help="The operator's sign-in name.")
-@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True
+)
 @click.password_option(help="Prompted for when not given.")
 def web_hash_password(name: str, role: str, password: str) -> None:
     """Print an MMW_WEB_USERS entry (scrypt hash) for one operator."""
@@ -226,8 +227,9 @@ def web_hash_password(name: str, role: str, password: str) -> None:
 
 @web.command("new-token")
 @click.option("--name", required=True, help="Who or what uses the token (kept in the audit log).")
-@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True
+)
 def web_new_token(name: str, role: str) -> None:
     """Make an API token: prints the token (give it to the client) and its MMW_WEB_TOKENS entry."""
     from worker.console.auth import hash_token, new_token

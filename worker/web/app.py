@@ -160,16 +160,27 @@ def create_app(
         return templates.TemplateResponse(
             request,
             name,
-            {"op": session, "may_act": session.role == "operator", "csrf": session.csrf,
-             "msg": request.query_params.get("msg"), "err": request.query_params.get("err"),
-             "now": now(), **context},
-        )  # fmt: skip
+            {
+                "op": session,
+                "may_act": session.role == "operator",
+                "csrf": session.csrf,
+                "msg": request.query_params.get("msg"),
+                "err": request.query_params.get("err"),
+                "now": now(),
+                **context,
+            },
+        )
 
     def _set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
-            name, value, max_age=max_age, httponly=True, samesite="strict",
-            secure=settings.web_secure_cookies, path="/",
-        )  # fmt: skip
+            name,
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=settings.web_secure_cookies,
+            path="/",
+        )
 
     # ------------------------------------------------------------------- health, sign-in
     @app.get("/healthz", tags=["health"])
@@ -198,15 +209,17 @@ def create_app(
         if op is None:
             token = sessions.new_csrf()
             response = templates.TemplateResponse(
-                request, "login.html",
+                request,
+                "login.html",
                 {"csrf": token, "next": target, "error": "wrong name or password"},
                 status_code=401,
-            )  # fmt: skip
+            )
             _set_cookie(response, sessions.LOGIN_COOKIE, token, 600)
             return response
         seconds = int(settings.web_session_hours * 3600)
-        session = sessions.Session(op.name, op.role, sessions.new_csrf(),
-                                   now().timestamp() + seconds)  # fmt: skip
+        session = sessions.Session(
+            op.name, op.role, sessions.new_csrf(), now().timestamp() + seconds
+        )
         response = RedirectResponse(target, status_code=303)
         _set_cookie(response, sessions.COOKIE, sessions.sign(session, key), seconds)
         response.delete_cookie(sessions.LOGIN_COOKIE, path="/")
@@ -223,9 +236,12 @@ def create_app(
 
     # ------------------------------------------------------------------- reads (API)
     def _filter(
-        status: str | None, job_type: str | None, user_id: str | None,
-        due_after: dt.datetime | None, due_before: dt.datetime | None,
-    ) -> queries.JobFilter:  # fmt: skip
+        status: str | None,
+        job_type: str | None,
+        user_id: str | None,
+        due_after: dt.datetime | None,
+        due_before: dt.datetime | None,
+    ) -> queries.JobFilter:
         return queries.JobFilter(
             status or None, job_type or None, user_id or None, due_after, due_before
         )
@@ -331,8 +347,13 @@ def create_app(
         return actions.cancel_job(db, op, a["job_id"], a["reason"], now())
 
     def bulk_retry(op: Operator, a: dict[str, Any]) -> Any:
-        filt = _filter(None, a.get("job_type"), a.get("user_id"), _time(a.get("due_after")),
-                       _time(a.get("due_before")))  # fmt: skip
+        filt = _filter(
+            None,
+            a.get("job_type"),
+            a.get("user_id"),
+            _time(a.get("due_after")),
+            _time(a.get("due_before")),
+        )
         expected = a.get("expected")
         expected = int(expected) if expected not in (None, "") else None
         return actions.retry_matching(db, op, filt, a["reason"], now(), expected=expected)
@@ -351,13 +372,21 @@ def create_app(
 
     def target_published(op: Operator, a: dict[str, Any]) -> Any:
         return actions.mark_target_published(
-            db, op, a["post_id"], a["platform"], a.get("account_id") or None, a["reason"], now(),
-            platform_post_id=a.get("platform_post_id") or None, url=a.get("url") or None,
-        )  # fmt: skip
+            db,
+            op,
+            a["post_id"],
+            a["platform"],
+            a.get("account_id") or None,
+            a["reason"],
+            now(),
+            platform_post_id=a.get("platform_post_id") or None,
+            url=a.get("url") or None,
+        )
 
     def target_retry(op: Operator, a: dict[str, Any]) -> Any:
-        return actions.retry_target(db, op, a["post_id"], a["platform"],
-                                    a.get("account_id") or None, a["reason"], now())  # fmt: skip
+        return actions.retry_target(
+            db, op, a["post_id"], a["platform"], a.get("account_id") or None, a["reason"], now()
+        )
 
     def email_sent(op: Operator, a: dict[str, Any]) -> Any:
         return actions.mark_email_sent(db, op, a["campaign_id"], a["reason"], now())
@@ -383,7 +412,7 @@ def create_app(
         """Requeue every failed job matching the filters; refused when more match than
         ``expected`` (the count the preview showed)."""
         args = body.model_dump()
-        return _result(_act(lambda: _read(lambda: bulk_retry(op, args))))
+        return _result(_read(lambda: _act(lambda: bulk_retry(op, args))))
 
     @app.post("/api/v1/pauses", tags=["act"])
     def api_pause(op: Actor, body: PauseBody) -> JSONResponse:
@@ -447,8 +476,13 @@ def create_app(
         cursor: str | None = None,
         q: str | None = None,
     ) -> Response:
-        args = {"status": status or "", "job_type": job_type or "", "user_id": user_id or "",
-                "due_after": due_after or "", "due_before": due_before or ""}  # fmt: skip
+        args = {
+            "status": status or "",
+            "job_type": job_type or "",
+            "user_id": user_id or "",
+            "due_after": due_after or "",
+            "due_before": due_before or "",
+        }
         error, page, found = None, queries.Page([]), None
         try:
             if q:
@@ -461,9 +495,18 @@ def create_app(
         except ValueError as exc:
             error = str(exc)
         more = urllib.parse.urlencode({**args, "cursor": page.next_cursor or ""})
-        return render(request, "jobs.html", s, page=page, found=found, q=q or "", args=args,
-                      error=error, next_query=more,
-                      statuses=[x.value for x in queries.JobStatus])  # fmt: skip
+        return render(
+            request,
+            "jobs.html",
+            s,
+            page=page,
+            found=found,
+            q=q or "",
+            args=args,
+            error=error,
+            next_query=more,
+            statuses=[x.value for x in queries.JobStatus],
+        )
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     def page_job(request: Request, s: PageSession, job_id: str) -> Response:
@@ -483,13 +526,13 @@ def create_app(
         args = {"job_type": job_type or "", "user_id": user_id or ""}
         error, page = None, queries.Page([])
         try:
-            page = queries.list_jobs(db, _filter("failed", job_type, user_id, None, None),
-                                     cursor=cursor)  # fmt: skip
+            page = queries.list_jobs(
+                db, _filter("failed", job_type, user_id, None, None), cursor=cursor
+            )
         except ValueError as exc:
             error = str(exc)
         more = urllib.parse.urlencode({**args, "cursor": page.next_cursor or ""})
-        return render(request, "failed.html", s, page=page, args=args, error=error,
-                      next_query=more)  # fmt: skip
+        return render(request, "failed.html", s, page=page, args=args, error=error, next_query=more)
 
     @app.get("/failed/preview", response_class=HTMLResponse, include_in_schema=False)
     def page_failed_preview(
@@ -497,8 +540,14 @@ def create_app(
     ) -> Response:
         filt = _filter(None, job_type, user_id, None, None)
         count = _read(lambda: queries.failed_count(db, filt))
-        return render(request, "_preview.html", s, count=count, limit=actions.BULK_LIMIT,
-                      args={"job_type": job_type or "", "user_id": user_id or ""})  # fmt: skip
+        return render(
+            request,
+            "_preview.html",
+            s,
+            count=count,
+            limit=actions.BULK_LIMIT,
+            args={"job_type": job_type or "", "user_id": user_id or ""},
+        )
 
     @app.get("/pauses", response_class=HTMLResponse, include_in_schema=False)
     def page_pauses(request: Request, s: PageSession) -> Response:
@@ -512,8 +561,14 @@ def create_app(
     @app.get("/approvals", response_class=HTMLResponse, include_in_schema=False)
     def page_approvals(request: Request, s: PageSession, status: str = "pending") -> Response:
         rows = _read(lambda: queries.approvals(db, status))
-        return render(request, "approvals.html", s, rows=rows, status=status,
-                      statuses=queries.APPROVAL_STATUSES)  # fmt: skip
+        return render(
+            request,
+            "approvals.html",
+            s,
+            rows=rows,
+            status=status,
+            statuses=queries.APPROVAL_STATUSES,
+        )
 
     @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
     def page_review(request: Request, s: PageSession) -> Response:
@@ -544,20 +599,32 @@ def create_app(
 
     form_action("/jobs/{job_id}/retry", job_retry, lambda j: f"requeued {j['job_id']}")
     form_action("/jobs/{job_id}/cancel", job_cancel, lambda j: f"cancelled {j['job_id']}")
-    form_action("/failed/retry", bulk_retry,
-                lambda r: f"requeued {r['requeued']} of {r['matched']} failed jobs"
-                + (f"; skipped {len(r['skipped'])}" if r["skipped"] else ""))  # fmt: skip
+    form_action(
+        "/failed/retry",
+        bulk_retry,
+        lambda r: (
+            f"requeued {r['requeued']} of {r['matched']} failed jobs"
+            + (f"; skipped {len(r['skipped'])}" if r["skipped"] else "")
+        ),
+    )
     form_action("/pauses", do_pause, lambda _r: "paused")
     form_action("/pauses/resume", do_resume, lambda _r: "resumed")
     form_action("/approvals/{request_id}/approve", approve, lambda r: f"approved {r['request_id']}")
     form_action("/approvals/{request_id}/reject", reject, lambda r: f"rejected {r['request_id']}")
-    form_action("/review/social/{post_id}/published", target_published,
-                lambda _r: "marked published")  # fmt: skip
-    form_action("/review/social/{post_id}/retry", target_retry,
-                lambda j: f"publishing again as {j['job_id']}")  # fmt: skip
+    form_action(
+        "/review/social/{post_id}/published", target_published, lambda _r: "marked published"
+    )
+    form_action(
+        "/review/social/{post_id}/retry",
+        target_retry,
+        lambda j: f"publishing again as {j['job_id']}",
+    )
     form_action("/review/email/{campaign_id}/sent", email_sent, lambda _r: "marked sent")
-    form_action("/review/email/{campaign_id}/retry", email_retry,
-                lambda j: f"sending again as {j['job_id']}")  # fmt: skip
+    form_action(
+        "/review/email/{campaign_id}/retry",
+        email_retry,
+        lambda j: f"sending again as {j['job_id']}",
+    )
     return app
 
 
