@@ -1,8 +1,8 @@
 """Every console query is served by an index `ensure_indexes` creates (no collection scan).
 
 The pure check reads the index specs: some of the query's equality fields (at least one, when
-it has any) must be a prefix of an index, followed by its sort keys (in order, or all reversed) or, without a sort, by a range
-field. With ``MONGODB_TEST_URL`` each query is also explained on the real server.
+it has any) must be a prefix of an index, followed by its sort keys (in order, or all
+reversed) or, without a sort, by a range field. With ``MONGODB_TEST_URL`` each query is also explained on the real server.
 """
 
 from __future__ import annotations
