@@ -2,7 +2,8 @@
 
 The pure check reads the index specs: some of the query's equality fields (at least one, when
 it has any) must be a prefix of an index, followed by its sort keys (in order, or all
-reversed) or, without a sort, by a range field. With ``MONGODB_TEST_URL`` each query is also explained on the real server.
+reversed) or, without a sort, by a range field. With ``MONGODB_TEST_URL`` each query is also
+explained on the real server.
 """
 
 from __future__ import annotations
