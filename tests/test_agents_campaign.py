@@ -462,7 +462,7 @@ def test_rerun_of_a_completed_task_only_releases(
 def test_cyclic_plan_from_a_model_is_rejected(
     db: Database, agent_settings: Settings, clock: Any
 ) -> None:
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=clock)
     task = {"description": "x", "requirements": [], "estimated_duration": "1h"}
     sandbox.queue_answer(
         {
@@ -531,7 +531,7 @@ def offline_plan_json(db: Database, clock: Any) -> dict[str, Any]:
 def test_campaign_on_an_openai_compatible_server(
     db: Database, agent_settings: Settings, clock: Any
 ) -> None:
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=clock)
     seed(db, clock)
     sandbox.queue_answer(offline_plan_json(db, clock))  # the rest: schema-conforming answers
     with sandbox.server() as server:
@@ -574,7 +574,7 @@ def test_planning_that_keeps_failing_fails_the_campaign(
 ) -> None:
     from worker.sandbox.server import Faults
 
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=clock)
     job = seed(db, clock)
     with sandbox.server(Faults(server_error=1.0)) as server:
         settings = agent_settings.model_copy(

@@ -16,6 +16,7 @@ from worker.agents.embeddings import (
 )
 from worker.agents.openai_client import CallPolicy, build_client
 from worker.agents.vectors import cosine_similarity, top_k
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure
 from worker.sandbox.openai import OpenAISandbox
 from worker.settings import Settings
@@ -23,7 +24,7 @@ from worker.settings import Settings
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[OpenAISandbox, Settings]]:
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=wall_clock)
     with sandbox.server() as server:
         yield sandbox, Settings(OPENAI_API_KEY=sandbox.api_key, openai_base_url=f"{server.url}/v1")
 

@@ -12,6 +12,7 @@ from worker.agents.llm import LLMRequest, MalformedAnswer, OpenAIChat, Usage, bu
 from worker.agents.offline import OfflineLLM
 from worker.agents.openai_client import CallPolicy, build_client
 from worker.agents.schemas import CampaignPlan, SocialSchedule
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure, RetryLater
 from worker.sandbox.openai import OpenAISandbox
 from worker.sandbox.server import Faults
@@ -26,7 +27,7 @@ VALID_SCHEDULE = {
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[OpenAISandbox, str]]:
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=wall_clock)
     with sandbox.server() as server:
         yield sandbox, f"{server.url}/v1"
 
@@ -192,7 +193,7 @@ def test_server_errors_back_off_then_retry_later(
 
 
 def test_injected_faults_are_survived(settings: Settings) -> None:
-    sandbox = OpenAISandbox(fault_retry_after="0")
+    sandbox = OpenAISandbox(clock=wall_clock, fault_retry_after="0")
     with sandbox.server(Faults(rate_limit=0.3, server_error=0.2, seed=7)) as server:
         s = settings.model_copy(update={"openai_base_url": f"{server.url}/v1"})
         llm = chat(s, policy=CallPolicy(max_attempts=20, max_wait=30))
@@ -269,7 +270,7 @@ def test_usage_adds_up() -> None:
 
 
 def test_timeouts_are_retried_then_handed_back(settings: Settings) -> None:
-    sandbox = OpenAISandbox()
+    sandbox = OpenAISandbox(clock=wall_clock)
     with sandbox.server(Faults(timeout=1.0, timeout_seconds=0.5)) as server:
         slow = settings.model_copy(
             update={"openai_base_url": f"{server.url}/v1", "llm_timeout_seconds": 0.1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,8 +25,10 @@ def test_submit_one_off_and_recurring(db, clock):
     db.users.insert_one({"user_id": "u2", "preferences": {"timezone": "Australia/Sydney"}})
     rec = api.submit(db, job_type="sync_analytics", user_id="u2", cron="0 6 * * *", now=clock.now)
     assert rec["schedule"]["timezone"] == "Australia/Sydney"
-    # 06:00 in Sydney (UTC+11 in November) is 19:00 UTC the day before
-    assert rec["schedule"]["execute_at"] == dt.datetime(2026, 11, 25, 19, 0, tzinfo=dt.UTC)
+    local = clock.now.astimezone(ZoneInfo("Australia/Sydney"))
+    six = local.replace(hour=6, minute=0, second=0, microsecond=0)
+    six += dt.timedelta(days=1) if six <= local else dt.timedelta(0)  # wall-clock days
+    assert rec["schedule"]["execute_at"] == six.astimezone(dt.UTC)
 
 
 @pytest.mark.parametrize(

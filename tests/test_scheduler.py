@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.helpers import job_doc
 from worker.api import pause, resume
 from worker.broker import Dispatch, message_exists
-from worker.db.jobs import run_key_for
+from worker.clock import wall_clock
+from worker.db.jobs import JobStore, run_key_for
 from worker.scheduler import Scheduler
 
 
@@ -133,7 +135,10 @@ def test_recurring_job_without_timezone_uses_the_users(db, scheduler, clock):
     scheduler.tick()
     adopted = status(db, job)
     assert adopted["schedule"]["timezone"] == "America/New_York"
-    assert adopted["schedule"]["execute_at"] == dt.datetime(2026, 11, 25, 14, 0, tzinfo=dt.UTC)
+    local = clock.now.astimezone(ZoneInfo("America/New_York"))
+    nine = local.replace(hour=9, minute=0, second=0, microsecond=0)
+    nine += dt.timedelta(days=1) if nine <= local else dt.timedelta(0)  # wall-clock days
+    assert adopted["schedule"]["execute_at"] == nine.astimezone(dt.UTC)
 
 
 def test_late_one_off_fails_instead_of_running(db, scheduler, clock):
@@ -147,7 +152,8 @@ def test_late_one_off_fails_instead_of_running(db, scheduler, clock):
     db.scheduled_jobs.insert_many([late, allowed])
     report = scheduler.tick()
     assert (report.too_late, report.dispatched) == (1, 1)
-    assert status(db, late)["error"].startswith("too late: due at 2026-11-25T06:00:00+00:00")
+    due = (clock.now - dt.timedelta(hours=6)).isoformat()
+    assert status(db, late)["error"].startswith(f"too late: due at {due}")
     assert status(db, allowed)["status"] == "processing"
 
 
@@ -195,7 +201,7 @@ def test_overlap_allow_spawns_one_run_per_fire(db, scheduler, clock, redis_broke
     assert parent["status"] == "pending"
     assert parent["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=10)
     child = db.scheduled_jobs.find_one({"parent_job_id": job["job_id"]})
-    assert child["job_id"] == f"{job['job_id']}@2026-11-25T12:00:00.000Z"
+    assert child["job_id"] == f"{job['job_id']}@{clock.now:%Y-%m-%dT%H:%M:%S}.000Z"
     assert scheduler.tick().dispatched == 1
     assert queued(redis_broker) == [child["job_id"]]
 
@@ -265,13 +271,14 @@ def test_broker_down_releases_the_batch(db, settings, clock):
     assert all(status(db, d)["status"] == "pending" for d in docs)
 
 
-def test_retention_purges_finished_one_offs(db, scheduler, clock):
-    # Real time: MongoDB's TTL monitor (and the embedded engine's) also purges by the wall clock.
-    now = dt.datetime.now(dt.UTC)
+def test_retention_purges_finished_one_offs(db):
+    # Wall time only: MongoDB's TTL monitor also purges by the wall clock, so documents stamped
+    # on a hand clock a year away could vanish before the assertions.
+    now = wall_clock()
     old = job_doc(at=now, status="completed", purge_at=now + dt.timedelta(hours=1))
     fresh = job_doc(at=now, status="completed", purge_at=now + dt.timedelta(days=1))
     db.scheduled_jobs.insert_many([old, fresh])
-    assert scheduler.store.purge_finished(now + dt.timedelta(hours=2)) == 1
+    assert JobStore(db).purge_finished(now + dt.timedelta(hours=2)) == 1
     assert status(db, old) is None and status(db, fresh) is not None
 
 

@@ -13,11 +13,13 @@ import pytest
 import redis
 
 import worker.actors  # noqa: F401 - registers handlers
+from tests.conftest import clock_of
 from tests.test_lifecycle import message_args
 from worker.actors import social as social_actor
 from worker.actors.lifecycle import Runner
 from worker.api import submit
 from worker.broker import declare_queues
+from worker.clock import epoch_seconds, wall_clock
 from worker.db.models import SocialPost
 from worker.jobtypes import JOB_TYPES
 from worker.sandbox.server import Faults
@@ -39,14 +41,16 @@ ACCOUNTS = {
 
 @pytest.fixture(scope="module")
 def shared_sandbox() -> Iterator[SocialSandboxServer]:
-    server = start_social_sandbox()
+    server = start_social_sandbox(clock=wall_clock)  # each test sets its own clock
     yield server
     server.stop()
 
 
 @pytest.fixture
-def sandbox(shared_sandbox: SocialSandboxServer) -> SocialSandboxServer:
+def sandbox(shared_sandbox: SocialSandboxServer, request: pytest.FixtureRequest):
+    """The shared sandbox, reset, on the test's clock: its hand clock if it takes one."""
     shared_sandbox.state.reset()
+    shared_sandbox.state.clock = clock_of(request)
     shared_sandbox.faults = Faults()
     shared_sandbox.requests.clear()
     return shared_sandbox
@@ -308,6 +312,32 @@ def test_unknown_outcome_is_reconciled_before_posting_again(
     assert ("reconciled_at" in targets(db, post_id)["twitter"]) is (fault != "server_error")
 
 
+def test_lookup_ignores_a_same_text_post_older_than_the_window(
+    db, sandbox, scheduler, runner, clock
+):
+    """The lookup's lower bound: an earlier identical post of the account is not our attempt."""
+    from worker.sandbox.social import SandboxPost
+
+    sandbox.state.duplicate_platforms = set()
+    connect_accounts(db, sandbox, ("twitter",))
+    post_id = new_post(db, clock.now, platforms=("twitter",), message="Weekly tip")
+    text = "Weekly tip #launch"
+    before_window = clock.now - social_actor.LOOKUP_SKEW - dt.timedelta(seconds=1)
+    old = SandboxPost("twitter", ACCOUNTS["twitter"], "old-1", text, before_window.timestamp())
+    sandbox.state.accept(old)
+    job_id = submit_post(db, clock, post_id)
+    sandbox.faults.server_error = 1.0  # the attempt's outcome is unknown; nothing was posted
+    scheduler.tick()
+    runner.execute("post_social", *message_args(db.scheduled_jobs.find_one({"job_id": job_id})))
+    sandbox.faults.server_error = 0.0
+    job = drive(db, scheduler, runner, clock, job_id)
+    assert job["status"] == "completed", job.get("error")
+    target = targets(db, post_id)["twitter"]
+    assert target["status"] == "published" and target["platform_post_id"] != "old-1"
+    assert sandbox.posts("twitter")[0].post_id == "old-1"
+    assert len(sandbox.posts("twitter")) == 2
+
+
 def test_unsettled_outcome_needs_review_and_is_never_reposted(
     db, sandbox, scheduler, runner, clock
 ):
@@ -386,14 +416,14 @@ def test_duplicate_refusal_of_someone_elses_post_fails(
 
     connect_accounts(db, sandbox, ("twitter",))
     post_id = new_post(db, clock.now, platforms=("twitter",), message="Same old text")
-    day_ago = dt.datetime.now(dt.UTC).timestamp() - 86_400
+    day_ago = clock.now.timestamp() - 86_400
     text = "Same old text #launch"
     sandbox.state.accept(SandboxPost("twitter", ACCOUNTS["twitter"], "77", text, day_ago))
     job = drive(db, scheduler, runner, clock, submit_post(db, clock, post_id))
     assert job["status"] == "failed"
     assert "duplicate content" in targets(db, post_id)["twitter"]["error"]
     assert len(sandbox.posts("twitter")) == 1
-    limiter = social_actor.publish_limiter(social_settings)
+    limiter = social_actor.publish_limiter(social_settings, epoch_seconds(clock))
     assert limiter.client.zcard(f"{limiter.prefix}:posts:twitter:{ACCOUNTS['twitter']}") == 0
 
 
@@ -414,7 +444,7 @@ def test_rate_limit_backs_off_the_account_in_redis(
     assert job["status"] == "pending"
     assert job["schedule"]["execute_at"] - clock.now >= dt.timedelta(seconds=890)
     assert targets(db, second)["twitter"]["status"] == "retrying"
-    limiter = social_actor.publish_limiter(social_settings, lambda: clock.now.timestamp())
+    limiter = social_actor.publish_limiter(social_settings, epoch_seconds(clock))
     assert limiter.backoff_remaining("twitter", ACCOUNTS["twitter"]) > 890
     assert len(sandbox.posts("twitter")) == 1
 

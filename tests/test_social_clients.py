@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from worker.clock import wall_clock
 from worker.errors import OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.social import (
     DuplicateContent,
@@ -39,7 +40,7 @@ PLATFORMS = list(ACCOUNTS)
 
 @pytest.fixture(scope="module")
 def shared_sandbox() -> Iterator[SocialSandboxServer]:
-    server = start_social_sandbox(Faults(timeout_seconds=0.6))
+    server = start_social_sandbox(Faults(timeout_seconds=0.6), clock=wall_clock)
     try:
         yield server
     finally:

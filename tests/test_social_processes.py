@@ -12,6 +12,7 @@ import pytest
 from tests.processes import kill, process_env, start, wait_until
 from tests.test_social_actor import ACCOUNTS, USER, connect_accounts, new_post
 from worker.api import submit
+from worker.clock import wall_clock
 from worker.sandbox.social import SocialSandboxServer, start_social_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.crash]
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.crash]
 
 @pytest.fixture
 def sandbox() -> Iterator[SocialSandboxServer]:
-    server = start_social_sandbox()
+    server = start_social_sandbox(clock=wall_clock)
     yield server
     server.stop()
 

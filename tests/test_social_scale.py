@@ -51,8 +51,8 @@ def faults() -> Faults:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SocialSandboxServer]:
-    server = start_social_sandbox(duplicate_platforms=(), ig_processing_polls=1)
+def sandbox(clock) -> Iterator[SocialSandboxServer]:
+    server = start_social_sandbox(clock=clock, duplicate_platforms=(), ig_processing_polls=1)
     yield server
     server.stop()
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from worker.clock import wall_clock
 from worker.errors import OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.zoho import (
     AlreadySent,
@@ -42,7 +43,7 @@ class SandboxProvider:
 
 @pytest.fixture()
 def zoho() -> ZohoSandbox:
-    return ZohoSandbox()
+    return ZohoSandbox(clock=wall_clock)
 
 
 @pytest.fixture()

@@ -16,6 +16,7 @@ import pytest
 
 from worker.actors.lifecycle import HANDLERS, Runner
 from worker.api import submit
+from worker.clock import wall_clock
 from worker.db import names
 from worker.sandbox import Faults
 from worker.sandbox.zoho import ZohoSandbox
@@ -59,7 +60,7 @@ def spawn_child(db: Any, settings: Settings, tmp_path: Path, job_id: str) -> sub
 def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> None:
     import worker.actors  # noqa: F401 - registers the handlers
 
-    state = ZohoSandbox()
+    state = ZohoSandbox(clock=wall_clock)
     state.seed("Contacts", 2600)
     # Every request waits 50 ms so the parent can kill the child between pages.
     with state.server(faults=Faults(timeout=1.0, timeout_seconds=0.05)) as server:
@@ -109,7 +110,7 @@ def test_sigkill_after_zoho_accepted_the_send_sends_once(
 
     from .test_email_webhook_actors import email_doc
 
-    state = ZohoSandbox()
+    state = ZohoSandbox(clock=wall_clock)
     state.hold_after_send = threading.Event()
     with state.server() as server:
         zsettings = settings.model_copy(
@@ -148,7 +149,7 @@ def test_sigkill_after_zoho_accepted_the_send_sends_once(
 
 def test_worker_processes_share_one_refresh(db: Any, settings: Settings, tmp_path: Path) -> None:
     """Four worker processes start with the same expired token: Zoho sees one grant."""
-    state = ZohoSandbox()
+    state = ZohoSandbox(clock=wall_clock)
     state.seed("Accounts", 2)
     with state.server() as server:
         zsettings = settings.model_copy(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx2
 import pytest
 
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.zoho import (
     CrmClient,
@@ -30,7 +31,7 @@ FIELDS = ("Last_Name", "Email", "Modified_Time")
 
 @pytest.fixture()
 def sandbox() -> Iterator[tuple[SandboxServer, ZohoSandbox]]:
-    server, zoho = start_zoho_sandbox()
+    server, zoho = start_zoho_sandbox(clock=wall_clock)
     yield server, zoho
     server.stop()
 
@@ -238,7 +239,7 @@ def test_v2_needs_no_fields(sandbox: tuple[SandboxServer, ZohoSandbox]) -> None:
 
 
 def test_injected_faults_map_to_retry_later() -> None:
-    zoho = ZohoSandbox()
+    zoho = ZohoSandbox(clock=wall_clock)
     zoho.seed("Contacts", 1)
     with zoho.server(faults=Faults(rate_limit=1.0)) as server:
         client = CrmClient(server.url, auth=ZohoAuth(StaticProvider(zoho)), timeout=5)

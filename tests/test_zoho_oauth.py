@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx2
 import pytest
 
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.zoho import (
     data_center,
@@ -119,7 +120,7 @@ def test_refresh_goes_to_the_accounts_server_of_the_data_center(key: str) -> Non
 
 
 def test_sandbox_grant_throttle_and_revocation() -> None:
-    server, zoho = start_zoho_sandbox(throttle_limit=3)
+    server, zoho = start_zoho_sandbox(throttle_limit=3, clock=wall_clock)
     try:
         token = zoho.add_refresh_token("u1")
         with httpx2.Client(timeout=5) as client:

@@ -24,6 +24,7 @@ import worker.actors  # noqa: F401 - registers every handler
 from worker import api, metrics
 from worker.actors.lifecycle import build_runner, declare_job_actors, set_runner
 from worker.broker import build_broker
+from worker.clock import Clock, wall_clock
 from worker.console.auth import hash_password
 from worker.db import names
 from worker.db.client import get_database
@@ -56,9 +57,9 @@ class Sandboxes:
             server.stop()
 
 
-def start_sandboxes(settings: Settings) -> Sandboxes:
-    social = start_social_sandbox()
-    zoho_server, zoho = start_zoho_sandbox(contacts=200, deals=50)
+def start_sandboxes(settings: Settings, clock: Clock = wall_clock) -> Sandboxes:
+    social = start_social_sandbox(clock=clock)
+    zoho_server, zoho = start_zoho_sandbox(contacts=200, deals=50, clock=clock)
     overrides = {**social.settings_overrides(), **zoho.settings_overrides(zoho_server.url)}
     return Sandboxes(settings.model_copy(update=overrides), [social, zoho_server], zoho)
 
@@ -258,7 +259,7 @@ def run_dev(
     if apis is not None:
         lines.append("  sandboxes: social " + apis.servers[0].url + ", zoho " + apis.servers[1].url)
     if demo:
-        ids = insert_demo_jobs(db, dt.datetime.now(dt.UTC), apis)
+        ids = insert_demo_jobs(db, wall_clock(), apis)
         lines.append(f"  demo:      inserted {len(ids)} jobs for user '{DEMO_USER}'")
         lines.append("             one is deliberately broken: it fails with a readable error")
         if apis is not None:

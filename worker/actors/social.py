@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -34,6 +33,7 @@ import redis
 
 from worker.actors.lifecycle import JobContext, LeaseLost, job_actor
 from worker.broker import embedded_redis
+from worker.clock import Clock, epoch_seconds
 from worker.db import names
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater, TokenExpired
 from worker.integrations.social import (
@@ -80,7 +80,7 @@ def _limiter_client(url: str | None, embedded_path: str) -> redis.Redis:
     return embedded_redis(Settings(embedded_redis_path=embedded_path))
 
 
-def publish_limiter(settings: Settings, clock: Callable[[], float] = time.time) -> PublishLimiter:
+def publish_limiter(settings: Settings, clock: Callable[[], float]) -> PublishLimiter:
     """The per-account limiter on the configured Redis (default: the broker's Redis).
 
     ``clock`` is the run's clock, so windows and back-offs follow the same time as retries.
@@ -96,14 +96,15 @@ def publish_limiter(settings: Settings, clock: Callable[[], float] = time.time) 
 class _Clients:
     """One client per platform for the length of a run."""
 
-    def __init__(self, settings: Settings, stack: ExitStack) -> None:
+    def __init__(self, settings: Settings, stack: ExitStack, clock: Clock) -> None:
         self._settings = settings
         self._stack = stack
+        self._clock = epoch_seconds(clock)
         self._clients: dict[str, SocialClient] = {}
 
     def __call__(self, platform: str) -> SocialClient:
         if platform not in self._clients:
-            client = build_client(platform, self._settings)
+            client = build_client(platform, self._settings, clock=self._clock)
             self._clients[platform] = self._stack.enter_context(client)
         return self._clients[platform]
 
@@ -436,8 +437,8 @@ def post_social(ctx: JobContext) -> dict[str, Any]:
         publisher = PostPublisher(
             ctx,
             post,
-            _Clients(ctx.settings, stack),
-            publish_limiter(ctx.settings, lambda: ctx.now().timestamp()),
+            _Clients(ctx.settings, stack, ctx.now),
+            publish_limiter(ctx.settings, epoch_seconds(ctx.now)),
         )
         for index, target in enumerate(targets):
             try:
@@ -493,7 +494,7 @@ def sync_social_metrics(ctx: JobContext) -> dict[str, Any]:
     synced = errors = 0
     retry: list[RetryLater] = []
     with ExitStack() as stack:
-        clients = _Clients(ctx.settings, stack)
+        clients = _Clients(ctx.settings, stack, ctx.now)
         for post in posts:
             totals = dict.fromkeys(METRIC_KEYS, 0)
             fields: dict[str, Any] = {}

@@ -18,7 +18,6 @@ import json
 import re
 import struct
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from worker.agents.embeddings import HashingEmbedder
+from worker.clock import Clock
 from worker.sandbox.schema_example import example_instance, strict_schema_problem
 from worker.sandbox.server import Faults, Request, Response, Router, SandboxServer
 
@@ -68,8 +68,9 @@ class _Scripted:
 
 @dataclass
 class OpenAISandbox:
-    """The emulator's state; :meth:`server` serves it."""
+    """The emulator's state; :meth:`server` serves it. ``clock`` stamps answers (``created``)."""
 
+    clock: Clock
     api_key: str = "sk-sandbox-key"
     #: When set, any other model answers 404 model_not_found.
     models: set[str] | None = None
@@ -232,7 +233,7 @@ class OpenAISandbox:
         answer = {
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",
-            "created": int(time.time()),
+            "created": int(self.clock().timestamp()),
             "model": body["model"],
             "choices": [
                 {

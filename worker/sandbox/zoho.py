@@ -15,11 +15,11 @@ import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.clock import Clock
 from worker.sandbox.server import Faults, Request, Response, Router, SandboxServer
 
 __all__ = ["ZohoSandbox", "start_zoho_sandbox"]
@@ -105,7 +105,7 @@ class ZohoSandbox:
         credits: int | None = None,
         page_token_lifetime: float = 86400.0,
         campaigns_call_limit: int = 500,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -118,7 +118,7 @@ class ZohoSandbox:
         self.campaigns_call_limit = campaigns_call_limit
         self.credits_exhausted_status = 429
         self.campaigns_bad_token = {"status": "error", "code": "1007", "message": "Unauthorized"}
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self._offset = timedelta()
         self._lock = threading.RLock()
         self._ids = itertools.count(1)

@@ -1,6 +1,6 @@
 """One loopback server emulating Facebook, Instagram, X and LinkedIn for tests and ``mmw dev``.
 
-    server = start_social_sandbox(Faults(server_error=0.2))
+    server = start_social_sandbox(Faults(server_error=0.2), clock=wall_clock)
     settings = Settings(**social_settings_overrides(server.url))
     server.state.add_account("twitter", "42", "token-1")
     ...
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.clock import Clock
 from worker.sandbox.server import Faults, Request, Response, SandboxServer
 from worker.sandbox.social.graph import (
     GRAPH_PREFIX,
@@ -68,10 +69,8 @@ def _injected_server_error(request: Request) -> Response:
 class SocialSandboxServer(SandboxServer):
     """A :class:`SandboxServer` serving the four platforms around one :class:`SocialState`."""
 
-    def __init__(
-        self, state: SocialState | None = None, *, faults: Faults | None = None, port: int = 0
-    ) -> None:
-        self.state = state or SocialState()
+    def __init__(self, state: SocialState, *, faults: Faults | None = None, port: int = 0) -> None:
+        self.state = state
         super().__init__(
             graph_router(self.state),
             x_router(self.state),
@@ -91,7 +90,8 @@ class SocialSandboxServer(SandboxServer):
 
 
 def start_social_sandbox(
-    faults: Faults | None = None, *, port: int = 0, **state_options: Any
+    faults: Faults | None = None, *, clock: Clock, port: int = 0, **state_options: Any
 ) -> SocialSandboxServer:
-    """Start the social sandbox in a background thread; stop it with ``.stop()``."""
-    return SocialSandboxServer(SocialState(**state_options), faults=faults, port=port).start()
+    """Start the social sandbox on ``clock`` in a background thread; stop it with ``.stop()``."""
+    state = SocialState(clock=clock, **state_options)
+    return SocialSandboxServer(state, faults=faults, port=port).start()

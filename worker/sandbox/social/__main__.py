@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from worker.clock import wall_clock
 from worker.sandbox.social import sandbox_token, start_social_sandbox
 
 
@@ -17,7 +18,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--ig-processing-polls", type=int, default=1)
     args = parser.parse_args()
-    server = start_social_sandbox(port=args.port, ig_processing_polls=args.ig_processing_polls)
+    server = start_social_sandbox(
+        clock=wall_clock, port=args.port, ig_processing_polls=args.ig_processing_polls
+    )
     for name, value in server.settings_overrides().items():
         print(f"MMW_{name.upper()}={value}")
     for platform in ("facebook", "instagram", "twitter", "linkedin"):

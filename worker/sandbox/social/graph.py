@@ -152,7 +152,7 @@ def graph_router(state: SocialState) -> Router:
         if limited := throttle(request, "facebook", page):
             return limited
         post_id = f"{page}_{state.next_id()}"
-        post = SandboxPost("facebook", page, post_id, message, state.clock(), link=link)
+        post = SandboxPost("facebook", page, post_id, message, state.now(), link=link)
         if state.accept(post) is None:
             return graph_error_response(506, "(#506) Duplicate status message")
         return Response.json({"id": post_id})
@@ -170,7 +170,7 @@ def graph_router(state: SocialState) -> Router:
         photo_id = str(state.next_id())
         post_id = f"{page}_{photo_id}"
         caption = form.get("caption", "")
-        post = SandboxPost("facebook", page, post_id, caption, state.clock(), media=(form["url"],))
+        post = SandboxPost("facebook", page, post_id, caption, state.now(), media=(form["url"],))
         if state.accept(post) is None:
             return graph_error_response(506, "(#506) Duplicate status message")
         return Response.json({"id": photo_id, "post_id": post_id})
@@ -225,7 +225,7 @@ def graph_router(state: SocialState) -> Router:
             ig_user,
             media_id,
             container.caption,
-            state.clock(),
+            state.now(),
             media=(container.media_url,),
         )
         state.accept(post)

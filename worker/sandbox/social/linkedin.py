@@ -85,7 +85,7 @@ def linkedin_router(state: SocialState) -> Router:
         urn = f"urn:li:share:{6844785523593134080 + state.next_id()}"
         link = ((body.get("content") or {}).get("article") or {}).get("source")
         if (
-            state.accept(SandboxPost("linkedin", owner, urn, commentary, state.clock(), link=link))
+            state.accept(SandboxPost("linkedin", owner, urn, commentary, state.now(), link=link))
             is None
         ):
             return _error(422, "Content is a duplicate of an existing post.")

@@ -11,10 +11,11 @@ import hashlib
 import itertools
 import secrets
 import threading
-import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+
+from worker.clock import Clock
 
 __all__ = ["Container", "RateLimit", "SandboxPost", "SocialState", "sandbox_token"]
 
@@ -81,13 +82,15 @@ class SocialState:
 
     ``duplicate_platforms`` reject a post whose text equals an earlier post of the same account
     (X 403, Graph 506, LinkedIn 422); Instagram accepts repeated captions, as the real one does.
-    Tests that count duplicates themselves pass an empty set.
+    Tests that count duplicates themselves pass an empty set. ``clock`` is the time of whoever
+    runs the sandbox (the test's hand clock, wall time in ``mmw dev``); tests sharing one server
+    point it at their own clock.
     """
 
     def __init__(
         self,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
         ig_processing_polls: int = 0,
         duplicate_platforms: Iterable[str] = ("facebook", "twitter", "linkedin"),
     ) -> None:
@@ -96,6 +99,10 @@ class SocialState:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.reset()
+
+    def now(self) -> float:
+        """The sandbox's time as Unix seconds (post creation times, rate-limit windows)."""
+        return self.clock().timestamp()
 
     def reset(self) -> None:
         """Forget accounts, posts, containers, limits and knobs (for a server shared by tests)."""
@@ -167,7 +174,7 @@ class SocialState:
             limit = self._limits.get(platform)
             if limit is None:
                 return True, 0.0, -1
-            now = self.clock()
+            now = self.now()
             calls = self._calls[(platform, account_id)]
             while calls and calls[0] <= now - limit.window:
                 calls.popleft()

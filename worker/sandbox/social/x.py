@@ -73,7 +73,7 @@ def x_router(state: SocialState) -> Router:
         return {
             "x-rate-limit-limit": str(limit.limit),
             "x-rate-limit-remaining": str(max(remaining, 0)),
-            "x-rate-limit-reset": str(math.ceil(state.clock() + reset_in)),
+            "x-rate-limit-reset": str(math.ceil(state.now() + reset_in)),
         }
 
     def tco(text: str) -> str:
@@ -146,7 +146,7 @@ def x_router(state: SocialState) -> Router:
                 headers=limit_headers(0, wait),
             )
         post_id = str(1445880548472328192 + state.next_id())
-        if state.accept(SandboxPost("twitter", user, post_id, text, state.clock())) is None:
+        if state.accept(SandboxPost("twitter", user, post_id, text, state.now())) is None:
             return problem(
                 403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
             )
