@@ -119,7 +119,14 @@ def measure(db: Database, n: int, repeat: int) -> dict[str, Any]:
     settings = Settings(
         web_secret_key="bench", web_tokens={hash_token(TOKEN): {"name": "bench", "role": "viewer"}}
     )
-    client = TestClient(create_app(db, settings, clock=lambda: NOW))
+    with TestClient(create_app(db, settings, clock=lambda: NOW)) as client:
+        return _answers(client, n, seeded, failed_id, db, repeat)
+
+
+def _answers(
+    client: TestClient, n: int, seeded: float, failed_id: str, db: Database, repeat: int
+) -> dict[str, Any]:
+    """One event loop for every request, as under uvicorn (its worker threads are reused)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
 
     def get(path: str, **params: Any) -> Callable[[], Any]:

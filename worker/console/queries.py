@@ -189,12 +189,40 @@ def _paged(rows: list[dict[str, Any]], limit: int) -> Page:
     return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
 
 
+#: Embedded engine: due-time windows tried before the whole range (see :func:`_windowed`).
+_WINDOWS = tuple(dt.timedelta(days=d) for d in (1, 8, 64, 512))
+
+
+def _windowed(db: Database, query: Query, anchor: dt.datetime) -> list[dict[str, Any]]:
+    """The embedded engine sorts every candidate in Python (about 0.2 ms a document), so a page
+    of a large list is read from a due-time window below ``anchor`` first, widened until it
+    fills the page. Everything above the window's lower bound is in it, so the page is the
+    same as the unbounded query's; MongoDB walks the index instead and needs none of this."""
+    for width in _WINDOWS:
+        bounded = {"$and": [query.filter, {_DUE: {"$gte": anchor - width}}]}
+        rows = Query(
+            query.name, query.collection, bounded, query.sort, query.limit, query.projection
+        ).find(db)
+        if len(rows) >= query.limit:
+            return rows
+    return query.find(db)
+
+
 def list_jobs(
-    db: Database, filt: JobFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    db: Database,
+    filt: JobFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    now: dt.datetime | None = None,
 ) -> Page:
     """Jobs matching ``filt``, newest due first, one page after ``cursor``."""
     limit = _limit(limit)
-    return _paged(job_list_query(filt.check(), cursor, limit).find(db), limit)
+    query = job_list_query(filt.check(), cursor, limit)
+    anchor = (decode_cursor(cursor)[0] if cursor else None) or now
+    if db.kind == "embedded" and anchor is not None:
+        return _paged(_windowed(db, query, anchor), limit)
+    return _paged(query.find(db), limit)
 
 
 def find_by_id_prefix(db: Database, prefix: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -283,16 +311,37 @@ def job_page(db: Database, job_id: str, now: dt.datetime) -> dict[str, Any] | No
 
 
 # ----------------------------------------------------------------------------- overview
-def _backlog_queries(job_type: str, now: dt.datetime) -> tuple[Query, Query]:
-    due = {"status": JobStatus.PENDING.value, "job_type": job_type, _DUE: {"$lte": now}}
+#: Scheduler liveness records (one per scheduler instance: ``{_id: owner, host, pid, started_at,
+#: heartbeat_at}``), written by schedulers that keep them; empty otherwise.
+SCHEDULERS = "schedulers"
+#: A scheduler silent this long is shown as silent.
+SCHEDULER_SILENT = dt.timedelta(seconds=60)
+
+
+def families() -> dict[str, list[str]]:
+    """Job types by queue (a family is one Dramatiq queue)."""
+    found: dict[str, list[str]] = {}
+    for name, job_type in sorted(JOB_TYPES.items()):
+        found.setdefault(job_type.queue, []).append(name)
+    return found
+
+
+def _types(job_types: list[str]) -> Any:
+    return job_types[0] if len(job_types) == 1 else {"$in": job_types}
+
+
+def _backlog_queries(job_types: list[str], now: dt.datetime) -> tuple[Query, Query]:
+    due = {"status": JobStatus.PENDING.value, "job_type": _types(job_types), _DUE: {"$lte": now}}
     return (
         Query("backlog", names.SCHEDULED_JOBS, due, limit=100_000),
         Query("oldest_due", names.SCHEDULED_JOBS, due, ((_DUE, 1),), 1, {_DUE: 1, "job_id": 1}),
     )
 
 
-def _count_query(status: str, job_type: str | None = None) -> Query:
-    query = {"status": status} if job_type is None else {"status": status, "job_type": job_type}
+def _count_query(status: str, job_types: list[str] | None = None) -> Query:
+    query: dict[str, Any] = {"status": status}
+    if job_types is not None:
+        query["job_type"] = _types(job_types)
     return Query("count", names.SCHEDULED_JOBS, query)
 
 
@@ -300,15 +349,19 @@ def _recent_query(action: str, since: dt.datetime) -> Query:
     return Query("recent_action", names.AUDIT_LOG, {"action": action, "timestamp": {"$gte": since}})
 
 
-def _last_query(action: str) -> Query:
+def _last_query(action: str, since: dt.datetime) -> Query:
     return Query(
         "last_action",
         names.AUDIT_LOG,
-        {"action": action},
+        {"action": action, "timestamp": {"$gte": since}},
         (("timestamp", -1),),
         1,
         {"timestamp": 1},
     )
+
+
+def _schedulers_query(limit: int = 50) -> Query:
+    return Query("schedulers", SCHEDULERS, {}, (("heartbeat_at", -1),), limit)
 
 
 def _control_query(limit: int = 200) -> Query:
@@ -340,6 +393,25 @@ def live_workers(
     )
 
 
+def scheduler_rows(records: Iterable[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+    """Scheduler liveness records with their age and whether they still beat (pure)."""
+    rows = []
+    for record in records:
+        beat = record.get("heartbeat_at")
+        age = (now - beat).total_seconds() if isinstance(beat, dt.datetime) else None
+        rows.append(
+            {
+                "owner": str(record.get("_id")),
+                "host": record.get("host"),
+                "pid": record.get("pid"),
+                "heartbeat_at": beat,
+                "seen_seconds_ago": None if age is None else round(max(age, 0.0), 1),
+                "live": age is not None and age < SCHEDULER_SILENT.total_seconds(),
+            }
+        )
+    return rows
+
+
 def overview(
     db: Database,
     now: dt.datetime,
@@ -347,48 +419,50 @@ def overview(
     workers: Callable[[dt.datetime], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Counts by status and family, backlog and oldest due per queue, lag, throughput,
-    liveness (last dispatch, last start, live workers when the broker tells) and pauses."""
+    liveness (schedulers' records, else the last dispatch; live workers when the broker
+    tells) and pauses. About 30 index counts and lookups, whatever the number of jobs."""
     by_status = {s.value: _count_query(s.value).count(db) for s in JobStatus}
-    families: dict[str, dict[str, Any]] = {}
-    for name, job_type in sorted(JOB_TYPES.items()):
-        family = families.setdefault(
-            job_type.queue,
-            {
-                "queue": job_type.queue,
-                **dict.fromkeys(LIVE_STATUSES, 0),
-                "backlog": 0,
-                "oldest_due": None,
-                "oldest_job_id": None,
-                "lag_seconds": 0.0,
-            },
-        )
+    rows = []
+    for queue, job_types in families().items():
+        row: dict[str, Any] = {
+            "queue": queue,
+            "job_types": job_types,
+            "backlog": 0,
+            "oldest_due": None,
+            "oldest_job_id": None,
+            "lag_seconds": 0.0,
+        }
         for status in LIVE_STATUSES:
-            family[status] += _count_query(status, name).count(db)
-        backlog, oldest = _backlog_queries(name, now)
-        family["backlog"] += backlog.count(db) if family["pending"] else 0
-        first = oldest.first(db) if family["pending"] else None
-        due = (first or {}).get("schedule", {}).get("execute_at")
-        if due is not None and (family["oldest_due"] is None or due < family["oldest_due"]):
-            family["oldest_due"], family["oldest_job_id"] = due, first["job_id"]
-            family["lag_seconds"] = round((now - due).total_seconds(), 1)
+            row[status] = _count_query(status, job_types).count(db) if by_status[status] else 0
+        if row["pending"]:
+            backlog, oldest = _backlog_queries(job_types, now)
+            row["backlog"] = backlog.count(db)
+            first = oldest.first(db) if row["backlog"] else None
+            if first is not None:
+                due = first["schedule"]["execute_at"]
+                row.update(
+                    oldest_due=due,
+                    oldest_job_id=first["job_id"],
+                    lag_seconds=round((now - due).total_seconds(), 1),
+                )
+        rows.append(row)
     since = now - THROUGHPUT_WINDOW
     minutes = THROUGHPUT_WINDOW.total_seconds() / 60
     throughput = {
         action: round(_recent_query(action, since).count(db) / minutes, 2)
-        for action in ("job_completed", "job_failed", "job_dispatched")
+        for action in ("job_completed", "job_failed")
     }
-    last = {
-        action: (_last_query(action).first(db) or {}).get("timestamp")
-        for action in ("job_dispatched", "job_started")
-    }
+    schedulers = scheduler_rows(_schedulers_query().find(db), now)
+    last = None if schedulers else (_last_query("job_dispatched", since).first(db) or {})
     return {
         "now": now,
         "by_status": by_status,
-        "families": sorted(families.values(), key=lambda f: f["queue"]),
-        "lag_seconds": max((f["lag_seconds"] for f in families.values()), default=0.0),
+        "families": rows,
+        "lag_seconds": max((r["lag_seconds"] for r in rows), default=0.0),
         "throughput_per_minute": throughput,
-        "last_dispatch": last["job_dispatched"],
-        "last_start": last["job_started"],
+        "throughput_window_seconds": THROUGHPUT_WINDOW.total_seconds(),
+        "schedulers": schedulers,
+        "last_dispatch": None if last is None else last.get("timestamp"),
         "workers": workers(now) if workers is not None else None,
         "pauses": _control_query().find(db),
     }
@@ -554,10 +628,13 @@ def console_queries(now: dt.datetime) -> list[Query]:
         Query("job", names.SCHEDULED_JOBS, {"job_id": "job_1"}, limit=1),
         audit_query("job_1"),
         _count_query("pending"),
-        _count_query("failed", some_type),
-        *_backlog_queries(some_type, now),
+        _count_query("failed", [some_type]),
+        _count_query("failed", families()["social"]),
+        *_backlog_queries([some_type], now),
+        *_backlog_queries(families()["social"], now),
         _recent_query("job_completed", now),
-        _last_query("job_dispatched"),
+        _last_query("job_dispatched", now),
+        _schedulers_query(),
         _control_query(),
         _paused_jobs_query(),
         schedules_query(None, DEFAULT_LIMIT),

@@ -144,6 +144,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     ),
     _ix(names.SCHEDULED_JOBS, ("paused", ASC), sparse=True, why="console: paused jobs"),
     _ix(names.JOB_CONTROLS, ("paused", ASC), why="console: active pauses"),
+    _ix("schedulers", ("heartbeat_at", DESC), why="console: scheduler liveness, newest first"),
     _ix(
         names.SCHEDULED_JOBS,
         ("schedule.recurring", ASC),

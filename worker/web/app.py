@@ -276,7 +276,7 @@ def create_app(
     ) -> JSONResponse:
         """Jobs, newest due first; pass ``next_cursor`` back as ``cursor`` for the next page."""
         filt = _filter(status, job_type, user_id, due_after, due_before)
-        page = _read(lambda: queries.list_jobs(db, filt, cursor=cursor, limit=limit))
+        page = _read(lambda: queries.list_jobs(db, filt, cursor=cursor, limit=limit, now=now()))
         return JSONResponse(to_json(page))
 
     @app.get("/api/v1/search", tags=["read"])
@@ -491,7 +491,7 @@ def create_app(
                     return RedirectResponse(f"/jobs/{urllib.parse.quote(q.strip())}", 303)
             else:
                 filt = _filter(status, job_type, user_id, _time(due_after), _time(due_before))
-                page = queries.list_jobs(db, filt, cursor=cursor)
+                page = queries.list_jobs(db, filt, cursor=cursor, now=now())
         except ValueError as exc:
             error = str(exc)
         more = urllib.parse.urlencode({**args, "cursor": page.next_cursor or ""})
@@ -527,7 +527,7 @@ def create_app(
         error, page = None, queries.Page([])
         try:
             page = queries.list_jobs(
-                db, _filter("failed", job_type, user_id, None, None), cursor=cursor
+                db, _filter("failed", job_type, user_id, None, None), cursor=cursor, now=now()
             )
         except ValueError as exc:
             error = str(exc)
