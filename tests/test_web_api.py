@@ -19,7 +19,7 @@ from tests.web_support import (
 )
 from worker import api
 from worker.console import queries
-from worker.web.app import create_app
+from worker.web.app import create_app, duration
 
 OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 VIEW = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
@@ -448,3 +448,19 @@ def test_embedded_windows_page_like_the_unbounded_query(db, clock):
         if (cursor := page.next_cursor) is None:
             break
     assert seen == [j["job_id"] for j in everything]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, ""),
+        (-3, "0 s"),
+        (42.7, "42 s"),
+        (185, "3 min 5 s"),
+        (7200, "2 h"),
+        (7800, "2 h 10 min"),
+        (2_578_320, "29 d 20 h"),
+    ],
+)
+def test_durations_read_like_a_person_would_say_them(seconds, text):
+    assert duration(seconds) == text

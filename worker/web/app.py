@@ -28,7 +28,7 @@ from worker.db.engine import Database
 from worker.settings import Settings
 from worker.web import sessions
 
-__all__ = ["create_app", "to_json"]
+__all__ = ["create_app", "duration", "to_json"]
 
 HERE = Path(__file__).parent
 Clock = Callable[[], dt.datetime]
@@ -103,6 +103,7 @@ def create_app(
     )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
+    templates.env.filters["duration"] = duration
     templates.env.globals["jsonable"] = to_json
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -662,3 +663,19 @@ def _when(value: Any) -> str:
         return "" if value is None else str(value)
     value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def duration(seconds: float | None) -> str:
+    """A lag or an age for a person: ``42 s``, ``3 min 5 s``, ``2 h 10 min``, ``29 d 20 h``."""
+    if seconds is None:
+        return ""
+    whole = int(max(seconds, 0))
+    for unit, size, small, small_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "min", 60),
+        ("min", 60, "s", 1),
+    ):
+        if whole >= size:
+            rest = (whole % size) // small_size
+            return f"{whole // size} {unit}" + (f" {rest} {small}" if rest else "")
+    return f"{whole} s"
