@@ -178,7 +178,7 @@ def create_app(
             value,
             max_age=max_age,
             httponly=True,
-            samesite="strict",
+            samesite="lax",
             secure=settings.web_secure_cookies,
             path="/",
         )
