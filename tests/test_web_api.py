@@ -464,3 +464,18 @@ def test_embedded_windows_page_like_the_unbounded_query(db, clock):
 )
 def test_durations_read_like_a_person_would_say_them(seconds, text):
     assert duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ("/jobs?status=failed", "/jobs?status=failed"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("jobs", "/"),
+    ],
+)
+def test_sign_in_returns_only_to_the_consoles_own_pages(client, target, kept):
+    form = client.get("/login", params={"next": target})
+    assert f'name="next" value="{kept}"' in form.text.replace("&amp;", "&")

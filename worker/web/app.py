@@ -645,7 +645,7 @@ def _time(value: str | None) -> dt.datetime | None:
 def _safe_next(target: str) -> str:
     """Only paths on this server (no open redirect to another host)."""
     parsed = urllib.parse.urlsplit(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target[1:2] in ("/", "\\"):
         return "/"
     return target
 
