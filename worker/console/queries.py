@@ -159,7 +159,8 @@ def _after(cursor: str | None) -> dict[str, Any]:
     due, oid = decode_cursor(cursor)
     if due is None:  # rows without a due time sort last (after every dated row)
         return {_DUE: None, "_id": {"$lt": oid}}
-    return {"$or": [{_DUE: {"$lt": due}}, {_DUE: due, "_id": {"$lt": oid}}]}
+    # the range on the due time bounds the index scan; the $or only breaks ties at ``due``
+    return {_DUE: {"$lte": due}, "$or": [{_DUE: {"$lt": due}}, {"_id": {"$lt": oid}}]}
 
 
 def job_list_query(filt: JobFilter, cursor: str | None, limit: int) -> Query:
@@ -478,7 +479,8 @@ def schedules_query(cursor: str | None, limit: int) -> Query:
     query: dict[str, Any] = {"schedule.recurring": True}
     if cursor is not None:
         due, oid = decode_cursor(cursor)
-        query = {"$and": [query, {"$or": [{_DUE: {"$gt": due}}, {_DUE: due, "_id": {"$gt": oid}}]}]}
+        after = {_DUE: {"$gte": due}, "$or": [{_DUE: {"$gt": due}}, {"_id": {"$gt": oid}}]}
+        query = {"$and": [query, after]}
     return Query(
         "schedules",
         names.SCHEDULED_JOBS,
