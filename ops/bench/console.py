@@ -132,11 +132,14 @@ def _answers(
     def get(path: str, **params: Any) -> Callable[[], Any]:
         return lambda: client.get(path, params=params, headers=headers)
 
-    first = client.get("/api/v1/jobs", params={"status": "failed"}, headers=headers).json()
+    first = client.get("/api/v1/jobs", params={"status": "failed", "limit": 25}, headers=headers)
+    cursor = first.json()["next_cursor"]
+    if cursor is None:
+        raise RuntimeError("too few failed jobs for a second page; raise --n")
     answers = {
         "job list (first page, 50)": get("/api/v1/jobs"),
-        "job list (failed, page 2)": get(
-            "/api/v1/jobs", status="failed", cursor=first["next_cursor"]
+        "job list (failed, page 2 of 25)": get(
+            "/api/v1/jobs", status="failed", cursor=cursor, limit=25
         ),
         "job list (type + user)": get("/api/v1/jobs", job_type="noop", user_id="user_7"),
         "job page": get(f"/api/v1/jobs/{failed_id}"),
