@@ -93,3 +93,46 @@ def test_approvals_approve(mmw, db):
 def test_db_init_and_status(mmw):
     assert "indexes ensured" in mmw("db", "init")
     assert "embedded" in mmw("db", "status") or "mongodb" in mmw("db", "status")
+
+
+def test_short_help_option(mmw):
+    assert "Usage:" in mmw("-h")
+    assert "Usage:" in mmw("jobs", "list", "-h")
+
+
+def test_away_from_the_embedded_folder_says_which_folder_and_creates_nothing(
+    mmw, tmp_path, monkeypatch
+):
+    missing = tmp_path / "elsewhere" / ".mmw" / "db"
+    monkeypatch.setenv("MMW_EMBEDDED_PATH", str(missing))
+    get_settings.cache_clear()
+    out = mmw("jobs", "list", ok=False)
+    assert f"no embedded database at {missing}" in out and "Traceback" not in out
+    assert not missing.exists()
+    assert "indexes ensured on the embedded engine at" in mmw("db", "init")
+    assert missing.is_dir()
+
+
+def test_unreachable_mongodb_is_one_line(mmw, monkeypatch):
+    monkeypatch.setenv("MONGODB_URL", "mongodb://operator:s3cret@127.0.0.1:1/")
+    get_settings.cache_clear()
+    out = mmw("db", "status", ok=False)
+    assert out.startswith("Error: cannot reach MongoDB at mongodb://127.0.0.1:1/")
+    assert len(out.strip().splitlines()) == 1 and "s3cret" not in out
+
+
+def test_describe_names_the_setting_to_check():
+    import errno
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from worker.cli_errors import describe, safe_url
+    from worker.settings import Settings
+
+    settings = Settings(broker_url="redis://:pw@10.0.0.9:6379/0")
+    message = describe(RedisConnectionError("Connection refused"), settings)
+    assert message and "redis://10.0.0.9:6379/0" in message and "BROKER_URL" in message
+    busy = describe(OSError(errno.EADDRINUSE, "Address already in use"), settings)
+    assert busy and "MMW_METRICS_PORT" in busy
+    assert describe(KeyError("bug"), settings) is None  # real bugs keep their traceback
+    assert safe_url("amqp://guest:guest@rabbit:5672/") == "amqp://rabbit:5672/"

@@ -98,7 +98,7 @@ def test_killed_worker_loses_nothing_and_repeats_nothing(db, settings, redis_bro
     assert len(done) == 12 and set(done.values()) == {1}, done
     for job in db.scheduled_jobs.find({"job_id": {"$in": sorted(in_flight)}}):
         assert job["attempts"] == 2  # the killed attempt counted, then one successful run
-        assert [h["status"] for h in job["history"]] == ["completed"]
+        assert [h["status"] for h in job["history"]] == ["lost", "completed"]
 
 
 def test_broker_flush_mid_run_still_completes_every_job(db, settings, tmp_path):

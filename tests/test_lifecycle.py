@@ -9,6 +9,7 @@ from dramatiq.middleware import TimeLimitExceeded
 
 from tests.helpers import job_doc
 from worker.actors.lifecycle import JobContext, Runner
+from worker.audit import move_outbox
 from worker.db.jobs import JobStore
 from worker.errors import OutcomeUnknown, PermanentFailure, RetryLater
 from worker.scheduler import Scheduler
@@ -75,9 +76,10 @@ def test_success_records_result_history_and_audit(db, scheduler, runner, clock, 
     assert done["purge_at"] > clock.now
     assert "lease" not in done
     assert len(script.calls) == 1 and script.calls[0].run_key.startswith(job["job_id"] + "@")
-    runner.audit_log.flush()
+    assert move_outbox(db) == 2  # the claim's entry moved in the scheduler's poll
     actions = [a["action"] for a in db.audit_log.find({"resource_id": job["job_id"]})]
-    assert actions == ["job_dispatched", "job_started", "job_completed"]
+    assert actions == ["job_claimed", "job_dispatched", "job_started", "job_completed"]
+    assert db.scheduled_jobs.find_one({"job_id": job["job_id"]})["audit_outbox"] == []
 
 
 def test_duplicate_and_stale_messages_do_nothing(db, scheduler, runner, clock, script):

@@ -442,9 +442,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         ],
         "missed_runs": 2,
         "parent_job_id": "j0",
+        "audit_outbox": [
+            {"id": "e1", "action": "job_started", "timestamp": T1, "details": {"epoch": 3}}
+        ],
     },
     names.AUDIT_LOG: {
         "_id": ObjectId(),
+        "entry_id": "6b0f3371b2f529ed2fe4286a:e1",
         "user_id": "u1",
         "action": "post_published",
         "resource_type": "social_post",

@@ -126,10 +126,11 @@ def test_grafana_label_values_query() -> None:
 
 
 # ------------------------------------------------------------------------- exported names
+# No `_created` series: worker.metrics disables them (imported by every test session).
 _SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("", "_count", "_sum", "_created"),
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("", "_count", "_sum"),
     "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
     "info": ("_info",),
 }
@@ -318,15 +319,9 @@ def test_promtool_checks_rules_and_config() -> None:
 
 
 @needs_promtool
-def test_promtool_alert_unit_tests(tmp_path: Path) -> None:
-    """alerts_test.yml states when each alert fires, over labels: annotations are left out."""
-    document = _load_yaml(ALERTS)
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations")
-    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(document))
-    shutil.copy(ALERTS_TEST, tmp_path / "alerts_test.yml")
-    result = _promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
+def test_promtool_alert_unit_tests() -> None:
+    """The documented command: when each alert fires, its labels and its rendered text."""
+    result = _promtool("test", "rules", str(ALERTS_TEST))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -79,3 +79,58 @@ def test_job_runs_once_through_rabbitmq(db, amqp_settings, clock):
         for name in (job_type.queue, f"{job_type.queue}.DQ", f"{job_type.queue}.XQ"):
             channel.queue_delete(name)
         broker.close()
+
+
+def test_queue_older_than_a_lease_is_never_made_stale(db, amqp_settings, clock):
+    """RabbitMQ cannot be asked whether a message exists: re-sends keep the epoch, first wins."""
+    suffix = uuid.uuid4().hex[:8]
+    job_type = JobType(f"noop_amqp_{suffix}", NoopPayload, f"mmwtest-{suffix}")
+    JOB_TYPES[job_type.name] = job_type
+    broker = build_broker(amqp_settings)
+    runner = Runner(db, amqp_settings, clock=clock, handlers={job_type.name: noop})
+    set_runner(runner)
+    declare_actors(broker, {job_type.name: entrypoint(job_type.name)})
+    declare_queues(broker, [job_type.queue])
+    worker = None
+    try:
+        jobs = [submit(db, job_type=job_type.name, user_id="u1", now=clock.now) for _ in range(3)]
+        scheduler = Scheduler(db, broker, amqp_settings, clock=clock)
+        assert scheduler.tick().dispatched == 3
+        # No worker for two queued leases: each lease expiry re-sends, and nothing gets stale.
+        for _ in range(2):
+            clock.advance(seconds=amqp_settings.queued_lease_seconds + 1)
+            report = scheduler.tick()
+            assert (report.recovered, report.dispatched) == (3, 3)
+        assert {d["epoch"] for d in db.scheduled_jobs.find({})} == {1}
+        deadline = time.monotonic() + 10  # publishes are not confirmed: let them land
+        while broker.get_queue_message_counts(job_type.queue)[0] < 9 and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert broker.get_queue_message_counts(job_type.queue)[0] == 9  # three copies of each
+        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+        worker.start()
+        deadline = time.monotonic() + 20
+        ids = [j["job_id"] for j in jobs]
+        while time.monotonic() < deadline:
+            if (
+                db.scheduled_jobs.count_documents({"job_id": {"$in": ids}, "status": "completed"})
+                == 3
+            ):
+                break
+            time.sleep(0.05)
+        broker.join(job_type.queue, timeout=20_000)
+        for job in db.scheduled_jobs.find({"job_id": {"$in": ids}}):
+            # The first copy started the run (epoch 1, one attempt); the other two did nothing.
+            assert job["status"] == "completed" and job["attempts"] == 1 and job["epoch"] == 1
+            assert [h["status"] for h in job["history"]] == ["completed"]
+    finally:
+        if worker is not None:
+            worker.stop()
+        runner.close()
+        set_runner(None)
+        del JOB_TYPES[job_type.name]
+        channel = broker.channel
+        for name in (job_type.queue, f"{job_type.queue}.DQ", f"{job_type.queue}.XQ"):
+            channel.queue_delete(name)
+        broker.close()

@@ -234,8 +234,10 @@ def test_lost_message_is_sent_again_but_a_queued_one_waits(
     clock.advance(seconds=settings.queued_lease_seconds + 1)
     report = scheduler.tick()
     assert (report.recovered, report.extended) == (1, 1)
-    assert status(db, lost)["epoch"] == 2
-    assert status(db, waiting)["epoch"] == 1
+    # Sent again under the same epoch: a copy that still existed somewhere would not be stale.
+    assert status(db, lost)["epoch"] == 1 and status(db, waiting)["epoch"] == 1
+    assert message_exists(redis_broker, [item]) == [True]
+    assert status(db, waiting)["lease"]["until"] > clock.now
 
 
 def test_run_lost_with_its_worker_is_retried_then_failed(db, scheduler, clock, settings):
@@ -290,3 +292,176 @@ def test_paused_jobs_do_not_count_as_due_but_not_dispatched(db, scheduler, clock
     pause(db, user_id="user_2")
     scheduler.refresh_gauges(clock.now)
     assert metrics.DUE_NOT_DISPATCHED._value.get() == 2  # the paused user's job is held, not stuck
+
+
+# ------------------------------------------------------------------ every document judged alone
+def test_claimed_document_without_job_id_fails_alone(db, scheduler, redis_broker, clock):
+    healthy = insert(db, clock, n=3)
+    bad = job_doc(at=clock.now - dt.timedelta(hours=1))
+    del bad["job_id"]
+    db.scheduled_jobs.insert_one(bad)
+    report = scheduler.tick()
+    assert (report.claimed, report.invalid, report.dispatched) == (4, 1, 3)
+    assert db.scheduled_jobs.find_one({"_id": bad["_id"]})["status"] == "failed"
+    assert sorted(queued(redis_broker)) == sorted(d["job_id"] for d in healthy)
+    dispatched = {a["resource_id"] for a in db.audit_log.find({"action": "job_dispatched"})}
+    assert dispatched == {d["job_id"] for d in healthy}  # the poll went on to its audit
+
+
+def test_any_exception_while_judging_fails_that_document_only(
+    db, scheduler, redis_broker, clock, monkeypatch
+):
+    import worker.scheduler as module
+
+    healthy = insert(db, clock, n=2)
+    bad = insert(db, clock)[0]
+    real = module.validate_job
+
+    def explode(job, **kwargs):
+        if job.get("job_id") == bad["job_id"]:
+            raise OverflowError("cannot convert float infinity to integer")
+        return real(job, **kwargs)
+
+    monkeypatch.setattr(module, "validate_job", explode)
+    report = scheduler.tick()
+    assert report.dispatched == 2 and report.errors == [bad["job_id"]]
+    failed = status(db, bad)
+    assert failed["status"] == "failed"
+    assert (
+        failed["error"]
+        == "scheduler error: OverflowError: cannot convert float infinity to integer"
+    )
+    assert sorted(queued(redis_broker)) == sorted(d["job_id"] for d in healthy)
+
+
+def test_intake_survives_any_exception_from_one_document(db, scheduler, clock, monkeypatch):
+    import worker.scheduler as module
+
+    huge = job_doc(at=clock.now)
+    huge["schedule"]["max_lateness_seconds"] = 1e300
+    broken, fine = job_doc(at=clock.now), job_doc(at=clock.now)
+    for doc in (huge, broken, fine):
+        del doc["status"]
+    db.scheduled_jobs.insert_many([huge, broken, fine])
+    real = module.validate_job
+
+    def explode(job, **kwargs):
+        if job.get("job_id") == broken["job_id"]:
+            raise RuntimeError("a bug")
+        return real(job, **kwargs)
+
+    monkeypatch.setattr(module, "validate_job", explode)
+    scheduler.intake(clock.now, report := module.TickReport())
+    assert status(db, fine)["status"] == "pending" and report.adopted >= 1
+    assert status(db, broken)["status"] == "failed"
+    assert status(db, broken)["error"] == "scheduler error: RuntimeError: a bug"
+    assert status(db, huge)["status"] in ("failed", "pending")  # judged, never stuck
+
+
+# ------------------------------------------------------------------ recovery
+def lose_messages(redis_broker) -> None:
+    """What a FLUSHDB does to this test's broker: every key of its namespace is gone."""
+    from tests.conftest import delete_namespace
+
+    delete_namespace(redis_broker.client, redis_broker.namespace)
+
+
+def test_recovery_applies_the_claims_decisions(db, scheduler, redis_broker, clock):
+    late = insert(db, clock, schedule={"execute_at": clock.now, "max_lateness_seconds": 60})[0]
+    held = insert(db, clock)[0]
+    assert scheduler.tick().dispatched == 2
+    pause(db, job_id=held["job_id"])
+    lose_messages(redis_broker)
+    clock.advance(seconds=120)
+    report = scheduler.tick()
+    assert report.recovered == 2 and report.dispatched == 0 and queued(redis_broker) == []
+    assert status(db, late)["status"] == "failed" and "too late" in status(db, late)["error"]
+    assert status(db, held)["status"] == "pending"  # back to the queue of claims, paused
+    resume(db, job_id=held["job_id"])
+    assert scheduler.tick().dispatched == 1
+
+
+def test_dead_schedulers_unsent_claims_are_sent_in_seconds(db, scheduler, redis_broker, clock):
+    from worker.db.jobs import JobStore
+    from worker.db.schedulers import SchedulerRegistry
+
+    scheduler.tick()  # this scheduler's first poll checks (and marks) the Redis data
+    docs = insert(db, clock, n=3)
+    SchedulerRegistry(db).beat("dead-one", clock.now)
+    claimed = JobStore(db).claim_due(
+        clock.now, owner="dead-one", limit=10, queued_lease=dt.timedelta(minutes=10)
+    )
+    assert len(claimed) == 3  # ... and then it was killed before sending
+    clock.advance(seconds=10)
+    assert scheduler.tick().recovered == 0  # still alive as far as anyone knows
+    clock.advance(seconds=scheduler.settings.scheduler_dead_after_seconds)
+    report = scheduler.tick()
+    assert (report.recovered, report.dispatched) == (3, 3)
+    assert sorted(queued(redis_broker)) == sorted(d["job_id"] for d in docs)
+    assert {status(db, d)["epoch"] for d in docs} == {1}
+    assert {status(db, d)["lease"]["owner"] for d in docs} == {"s1"}
+    assert [r["_id"] for r in db.schedulers.find({})] == ["s1"]  # the dead one is forgotten
+
+
+def test_sent_claims_of_a_dead_scheduler_are_left_queued(db, redis_broker, settings, clock):
+    settings.queued_lease_seconds = 600  # the leases are far from expiring
+    first = Scheduler(db, redis_broker, settings, clock=clock, owner="first")
+    docs = insert(db, clock, n=2)
+    assert first.tick().dispatched == 2  # sent, then the scheduler died
+    clock.advance(seconds=settings.scheduler_dead_after_seconds + 1)
+    other = Scheduler(db, redis_broker, settings, clock=clock, owner="other")
+    report = other.tick()
+    assert (report.recovered, report.extended) == (0, 2) and len(queued(redis_broker)) == 2
+    assert {status(db, d)["lease"]["owner"] for d in docs} == {"other"}
+    assert {status(db, d)["epoch"] for d in docs} == {1}
+    assert [r["_id"] for r in db.schedulers.find({})] == ["other"]
+
+
+def test_redis_data_loss_resends_queued_runs_at_once(db, scheduler, redis_broker, clock):
+    docs = insert(db, clock, n=3)
+    assert scheduler.tick().dispatched == 3
+    assert scheduler.tick().recovered == 0  # the data was checked once: nothing to do
+    lose_messages(redis_broker)
+    report = scheduler.tick()  # same instant: no lease has expired
+    assert (report.recovered, report.dispatched) == (3, 3)
+    assert sorted(queued(redis_broker)) == sorted(d["job_id"] for d in docs)
+    assert scheduler.tick().recovered == 0
+
+
+def test_dead_workers_prefetch_goes_back_to_the_queue(db, scheduler, redis_broker, clock):
+    from dramatiq.common import current_millis
+
+    insert(db, clock, n=3)
+    assert scheduler.tick().dispatched == 3
+    # A worker fetched all three (its prefetch), then its heartbeat stopped long ago.
+    stale = current_millis() - redis_broker.heartbeat_timeout - 1000
+    redis_broker.scripts["dispatch"](
+        keys=[redis_broker.namespace],
+        args=["fetch", stale, "default", "deadworker", redis_broker.heartbeat_timeout,
+              redis_broker.dead_message_ttl, 0, redis_broker._max_unpack_size(), 10],
+    )  # fmt: skip
+    assert queued(redis_broker) == []
+    scheduler.tick()
+    assert len(queued(redis_broker)) == 3  # handed back by the next recovery check, not in 600 s
+    assert {status(db, d)["epoch"] for d in db.scheduled_jobs.find({})} == {1}
+
+
+def test_attempt_lost_with_its_worker_stays_in_the_history(db, scheduler, clock, settings):
+    from worker.audit import move_outbox
+    from worker.db.jobs import JobStore
+
+    doc = insert(db, clock, max_attempts=3)[0]
+    scheduler.tick()
+    job = status(db, doc)
+    lease = dt.timedelta(seconds=settings.lease_seconds)
+    assert JobStore(db).start(doc["job_id"], job["epoch"], worker="w", now=clock.now, lease=lease)
+    clock.advance(seconds=settings.lease_seconds + 1)
+    assert scheduler.tick().recovered == 1
+    job = status(db, doc)
+    assert job["epoch"] == 2 and job["attempts"] == 1
+    (lost,) = job["history"]
+    assert lost["status"] == "lost" and "worker lost" in lost["error"]
+    assert lost["run_key"] == run_key_for(job)  # the retry is the same run
+    move_outbox(db)
+    recovered = db.audit_log.find_one({"action": "job_recovered"})
+    assert recovered["details"]["reason"] == "worker_lost"

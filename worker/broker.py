@@ -8,6 +8,11 @@
 * A claimed batch is sent through one Redis pipeline (one round trip per batch instead of one per
   message); each message's Redis id is ``<run key>#<epoch>`` so that lease recovery can ask
   whether a dispatched message still exists before sending it again.
+* Loss detection for recovery (:func:`broker_health`, one round trip): workers whose Dramatiq
+  heartbeat stopped (their prefetched messages are handed back at once), and a marker key
+  ``<namespace>:mmw.incarnation`` holding the Redis server's ``run_id``: it disappears with the
+  data (FLUSHDB) and no longer matches after a restart, so message existence is only checked
+  when messages may really have been lost.
 """
 
 from __future__ import annotations
@@ -34,13 +39,17 @@ from worker.jobtypes import JOB_TYPES
 from worker.settings import Settings
 
 __all__ = [
+    "BrokerHealth",
     "Dispatch",
+    "broker_health",
     "broker_middleware",
     "build_broker",
     "check_eviction_policy",
     "declare_actors",
     "dispatch_many",
+    "mark_incarnation",
     "message_exists",
+    "requeue_dead_workers",
     "requeue_from_dead_workers",
 ]
 
@@ -211,6 +220,75 @@ def requeue_from_dead_workers(broker: Broker, queues: Iterable[str]) -> None:
                 broker._max_unpack_size(),
             ],
         )
+
+
+@dataclass(frozen=True)
+class BrokerHealth:
+    """What one probe of the Redis broker found (see :func:`broker_health`)."""
+
+    dead_workers: tuple[str, ...]
+    #: The marker is missing or names another server run: queued messages may be gone.
+    data_lost: bool
+    #: The value :func:`mark_incarnation` stores once the runs were checked.
+    incarnation: str
+
+
+def _marker(broker: RedisBroker) -> str:
+    return f"{broker.namespace}:mmw.incarnation"
+
+
+def broker_health(broker: Broker) -> BrokerHealth | None:
+    """Dead workers and lost data in one pipeline; None for brokers that cannot tell (RabbitMQ)."""
+    if not isinstance(broker, RedisBroker):
+        return None
+    cutoff = current_millis() - broker.heartbeat_timeout
+    with broker.client.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(f"{broker.namespace}:__heartbeats__", 0, cutoff)
+        pipe.get(_marker(broker))
+        pipe.info("server")
+        dead, marker, info = pipe.execute()
+    incarnation = str(info.get("run_id") or "unknown")
+    found = marker.decode() if isinstance(marker, bytes) else marker
+    return BrokerHealth(
+        dead_workers=tuple(d.decode() if isinstance(d, bytes) else str(d) for d in dead),
+        data_lost=found != incarnation,
+        incarnation=incarnation,
+    )
+
+
+def mark_incarnation(broker: Broker, incarnation: str | None) -> None:
+    """Record that the runs queued on this Redis server are checked (see :func:`broker_health`);
+    None removes the mark (a check that did not finish)."""
+    if not isinstance(broker, RedisBroker):
+        return
+    if incarnation is None:
+        broker.client.delete(_marker(broker))
+    else:
+        broker.client.set(_marker(broker), incarnation)
+
+
+def requeue_dead_workers(broker: Broker, workers: Iterable[str]) -> int:
+    """Hand the prefetched messages of dead ``workers`` back to their queues, now.
+
+    Finds each dead worker's queues from its ack sets, runs Dramatiq's maintenance on them, and
+    forgets dead workers that hold nothing (else they would be found dead on every probe).
+    Returns the number of queues maintained.
+    """
+    if not isinstance(broker, RedisBroker):
+        return 0
+    queues: set[str] = set()
+    for worker in workers:
+        prefix = f"{broker.namespace}:__acks__.{worker}."
+        held = [
+            (k.decode() if isinstance(k, bytes) else k)[len(prefix) :]
+            for k in broker.client.scan_iter(match=f"{prefix}*", count=1000)
+        ]
+        if held:
+            queues.update(held)
+        else:
+            broker.client.zrem(f"{broker.namespace}:__heartbeats__", worker)
+    requeue_from_dead_workers(broker, queues)
+    return len(queues)
 
 
 def message_exists(broker: Broker, items: list[Dispatch]) -> list[bool | None]:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from worker import api
+from worker.cli_errors import describe, missing_embedded_folder, safe_url
 from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.logs import configure_logging
@@ -33,8 +34,21 @@ def _settings() -> Settings:
     return settings
 
 
-def _db(settings: Settings) -> Database:
+def _db(settings: Settings, *, create: bool = False) -> Database:
+    """The configured database; on the embedded engine only ``create`` may start a new folder
+    (``mmw dev``, ``mmw db init``): elsewhere a missing folder means the wrong directory."""
+    if not create:
+        problem = missing_embedded_folder(settings)
+        if problem:
+            raise click.ClickException(problem)
     return get_database(settings)
+
+
+def _where(settings: Settings, database: Database) -> str:
+    """Which database a command uses, for people: the embedded folder or the server."""
+    if settings.mongodb_url:
+        return f"MongoDB {safe_url(settings.mongodb_url)} (database {database.name})"
+    return f"the embedded engine at {settings.embedded_path.absolute()}"
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -54,7 +68,26 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-@click.group()
+class _Commands(click.Group):
+    """``mmw``'s root: failures an operator can fix print one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if isinstance(exc, click.ClickException | click.exceptions.Exit | click.Abort):
+                raise
+            try:
+                settings: Settings | None = get_settings()
+            except Exception:
+                settings = None
+            message = describe(exc, settings)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="marketing-minds-worker")
 def main() -> None:
     """Marketing Minds worker: MongoDB-scheduled jobs, run once on Dramatiq workers."""
@@ -72,9 +105,9 @@ def db_init() -> None:
     from worker.db.indexes import ensure_indexes
 
     settings = _settings()
-    database = _db(settings)
+    database = _db(settings, create=True)
     created = ensure_indexes(database)
-    click.echo(f"{len(created)} indexes ensured on {database.server_info()['engine']}")
+    click.echo(f"{len(created)} indexes ensured on {_where(settings, database)}")
 
 
 @db.command("status")
@@ -82,8 +115,9 @@ def db_status() -> None:
     """Engine, and jobs by status."""
     from worker.db.jobs import JobStore
 
-    database = _db(_settings())
-    click.echo(json.dumps(database.server_info()))
+    settings = _settings()
+    database = _db(settings)
+    click.echo(json.dumps({**database.server_info(), "location": _where(settings, database)}))
     for status, count in sorted(JobStore(database).count_by_status().items()):
         click.echo(f"{status:<12} {count}")
 

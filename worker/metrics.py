@@ -8,19 +8,26 @@ default registry with :func:`serve`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     start_http_server,
 )
 
+from worker.backlog import QueueBacklog
 from worker.db.engine import operations
 
-__all__ = ["serve"]
+__all__ = ["export_backlog", "serve"]
+
+# A `_created` series per counter and histogram doubles the series count and no rule uses it.
+disable_created_metrics()
 
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 _DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -39,7 +46,7 @@ JOBS_FAILED = Counter(
 JOBS_RETRIED = Counter("mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"])
 JOBS_RECOVERED = Counter(
     "mmw_jobs_recovered_total",
-    "Runs dispatched again after their lease expired (reason: worker_lost, message_lost).",
+    "Runs dispatched again (reason: worker_lost, message_lost, scheduler_lost, unknown).",
     ["job_type", "reason"],
 )
 LEASE_EXPIRATIONS = Counter(
@@ -84,6 +91,36 @@ DUE_NOT_DISPATCHED = Gauge(
     "Pending jobs whose due time has passed (measured after each poll's claim).",
     multiprocess_mode="max",
 )
+QUEUE_BACKLOG = Gauge(
+    "mmw_queue_backlog",
+    "Jobs waiting per queue (state: due = pending and due, not paused; unstarted = dispatched, "
+    "no worker started them yet).",
+    ["queue", "state"],
+    multiprocess_mode="max",
+)
+OLDEST_DUE_AGE = Gauge(
+    "mmw_queue_oldest_due_age_seconds",
+    "Seconds the longest-waiting due or unstarted job of a queue has been due (0: none waits).",
+    ["queue"],
+    multiprocess_mode="max",
+)
+JOBS_PAUSED = Gauge(
+    "mmw_jobs_paused",
+    "Pending jobs held by an operator (paused jobs, users or job types).",
+    multiprocess_mode="max",
+)
+JOBS_NEEDING_REVIEW = Gauge(
+    "mmw_jobs_needing_review",
+    "Effects whose outcome could not be confirmed and wait for a person (kind: social_post).",
+    ["kind"],
+    multiprocess_mode="max",
+)
+BUILD_INFO = Gauge(
+    "mmw_build_info",
+    "Always 1; the labels say which release and runtime export these metrics.",
+    ["version", "python", "dramatiq"],
+    multiprocess_mode="max",
+)
 POLL_DURATION = Histogram(
     "mmw_poll_duration_seconds",
     "One scheduler poll: claim, validate, dispatch, recover.",
@@ -94,13 +131,43 @@ LAST_POLL = Gauge(
     "Unix time of the last completed poll (no live scheduler when it stops moving).",
     multiprocess_mode="max",
 )
+AUDIT_DROPPED = Counter(
+    "mmw_audit_dropped_total",
+    "Buffered audit entries dropped because the buffer was full (audit_log unwritable).",
+)
 MONGO_OPERATIONS = Counter(
     "mmw_mongo_operations_total",
     "MongoDB operations (round trips) by collection and operation.",
     ["collection", "operation"],
 )
 
+
+def _build_labels() -> tuple[str, str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return installed("marketing-minds-worker"), platform.python_version(), installed("dramatiq")
+
+
+BUILD_INFO.labels(*_build_labels()).set(1)
+
 operations.listeners.append(lambda coll, op: MONGO_OPERATIONS.labels(coll, op).inc())
+
+
+def export_backlog(rows: Iterable[QueueBacklog], now: dt.datetime, *, queues: set[str]) -> None:
+    """Set the backlog gauges; ``queues`` that have nothing waiting read 0, not their last value."""
+    seen = {row.queue: row for row in rows}
+    for queue in sorted(queues | set(seen)):
+        row = seen.get(queue, QueueBacklog(queue, 0, 0, None))
+        QUEUE_BACKLOG.labels(queue, "due").set(row.due)
+        QUEUE_BACKLOG.labels(queue, "unstarted").set(row.unstarted)
+        OLDEST_DUE_AGE.labels(queue).set(row.oldest_age(now))
 
 
 def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> None:

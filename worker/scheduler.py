@@ -4,14 +4,19 @@ Each :meth:`Scheduler.tick` is one poll at an explicit ``now`` (tests drive time
 
 1. **claim** up to ``claim_batch_size`` due jobs atomically (``JobStore.claim_due``): replicas split
    a batch, never share it;
-2. **decide** each claimed job with pure functions: invalid → ``failed`` with a readable error;
-   a one-off later than its ``max_lateness`` → ``failed``; a recurring job's catch-up and
-   overlap policies (``worker.schedule``) pick the fire to run or skip;
+2. **judge** each claimed job alone, with pure functions: invalid → ``failed`` with a readable
+   error; a one-off later than its ``max_lateness`` → ``failed``; a recurring job's catch-up and
+   overlap policies (``worker.schedule``) pick the fire to run or skip. Any exception while
+   judging one document fails that document only; the batch and the poll go on;
 3. **dispatch** the runs in one broker pipeline; if the broker refuses, the batch is released;
-4. **recover** runs whose lease expired: a started run (worker lost) is retried as a new attempt;
-   an unstarted one is re-sent only if its message is gone from the broker (lost with Redis);
-5. now and then: check hand-written documents the claim query cannot see, purge finished jobs
-   past retention, and refresh the status gauges.
+4. **recover** (every ``recovery_interval``) runs that would otherwise wait for their lease:
+   prefetched messages of workers whose Dramatiq heartbeat stopped are handed back; unstarted
+   claims of a dead scheduler and, after Redis lost its data, every unstarted run are checked and
+   re-sent if their message is gone; expired leases of started runs (worker lost) are retried as
+   a new attempt. Every recovered run is judged again like a fresh claim;
+5. now and then: beat this scheduler's liveness, move job audit outboxes to ``audit_log``, check
+   hand-written documents the claim query cannot see, purge finished jobs past retention, and
+   refresh the status gauges.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,17 +35,22 @@ from typing import Any
 from dramatiq import Broker
 
 from worker import metrics
-from worker.audit import AuditLog
+from worker.audit import AuditLog, move_outbox, outbox_entry
+from worker.backlog import jobs_needing_review, paused_jobs, queue_backlog
 from worker.broker import (
     Dispatch,
+    broker_health,
     declare_queues,
     dispatch_many,
+    mark_incarnation,
     message_exists,
+    requeue_dead_workers,
     requeue_from_dead_workers,
 )
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_entry, run_key_for
+from worker.db.schedulers import SchedulerRegistry
 from worker.jobtypes import JOB_TYPES
 from worker.schedule import Overlap, next_due_after_run, next_fire, plan_due
 from worker.settings import Settings
@@ -49,6 +60,9 @@ from worker.validation import InvalidJob, JobSpec, validate_job
 __all__ = ["Scheduler", "TickReport"]
 
 log = logging.getLogger(__name__)
+
+#: Jobs whose outboxes one move takes (entries are moved, at most a few per job).
+_MOVE_BATCH = 500
 
 
 def utcnow() -> dt.datetime:
@@ -69,11 +83,20 @@ class TickReport:
     recovered: int = 0
     extended: int = 0
     released: int = 0
+    audited: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
         return self.claimed > 0 or self.recovered > 0
+
+
+def _started(job: dict[str, Any]) -> bool:
+    return bool((job.get("lease") or {}).get("started_at"))
+
+
+def _error(exc: BaseException) -> str:
+    return f"scheduler error: {type(exc).__name__}: {exc}"[:500]
 
 
 class Scheduler:
@@ -93,52 +116,54 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.store = JobStore(db)
+        self.registry = SchedulerRegistry(db)
         self.audit = AuditLog(db)
-        self.owner = owner or settings.scheduler_id or f"{socket.gethostname()}:{os.getpid()}"
+        # The claim owner names this incarnation: a restart under the same scheduler_id must
+        # not adopt (and so hide) the claims its killed predecessor never sent.
+        base = settings.scheduler_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner or f"{base}#{uuid.uuid4().hex[:6]}"
         self.queued_lease = dt.timedelta(seconds=settings.queued_lease_seconds)
         self.grace = dt.timedelta(seconds=settings.misfire_grace_seconds)
+        self.dead_after = dt.timedelta(seconds=settings.scheduler_dead_after_seconds)
         self._last_intake = self._last_purge = self._last_stats = float("-inf")
         self._last_recovery = self._last_controls = float("-inf")
+        self._last_audit = float("-inf")
+        self._beat_at: dt.datetime | None = None  # on the scheduler's clock: peers compare it
         self._controls: tuple[list[str], list[str]] = ([], [])
         self._user_timezones: dict[str, str | None] = {}
 
     # ---------------------------------------------------------------- the poll
     def tick(self, now: dt.datetime | None = None) -> TickReport:
-        """One poll: claim, decide, dispatch, recover, housekeeping."""
+        """One poll: claim, judge, dispatch, recover, housekeeping.
+
+        Each step is guarded on its own: a failure is logged and reported, the others still run.
+        """
         now = now or self.clock()
         started = time.perf_counter()
         report = TickReport()
-        users, types = self._paused()
-        claimed = self.store.claim_due(
-            now,
-            owner=self.owner,
-            limit=self.settings.claim_batch_size,
-            queued_lease=self.queued_lease,
-            paused_users=users,
-            paused_types=types,
-        )
-        report.claimed = len(claimed)
-        outgoing: list[Dispatch] = []
-        for job in claimed:
-            metrics.JOBS_CLAIMED.labels(str(job.get("job_type"))).inc()
-            try:
-                dispatch = self._decide(job, now, report)
-            except Exception as exc:  # a bug must not stop the loop or delay other jobs
-                log.exception("scheduler could not handle job %s", job.get("job_id"))
-                self.store.fail_claimed(job, f"scheduler error: {type(exc).__name__}: {exc}", now)
-                report.errors.append(str(job.get("job_id")))
-                continue
-            if dispatch is not None:
-                outgoing.append(dispatch)
-        self._send(outgoing, claimed, now, report, action="job_dispatched")
+        self._step("liveness", self._beat, now, report)  # before any claim names this owner
+        self._step("claim", self._claim_and_send, now, report)
         if time.monotonic() - self._last_recovery >= self.settings.recovery_interval:
             self._last_recovery = time.monotonic()
-            self._recover(now, report)
-        self._housekeeping(now, report)
-        self.audit.flush()
+            self._step("recovery", self._recover, now, report)
+        self._step("housekeeping", self._housekeeping, now, report)
+        self._step("audit", self._flush_audit, now, report)
         metrics.POLL_DURATION.observe(time.perf_counter() - started)
         metrics.LAST_POLL.set(time.time())
         return report
+
+    def _step(
+        self,
+        name: str,
+        step: Callable[[dt.datetime, TickReport], None],
+        now: dt.datetime,
+        report: TickReport,
+    ) -> None:
+        try:
+            step(now, report)
+        except Exception as exc:
+            log.exception("scheduler step %s failed; the poll goes on", name)
+            report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set (SIGTERM/SIGINT in ``mmw scheduler``)."""
@@ -163,10 +188,90 @@ class Scheduler:
             full = report.claimed >= self.settings.claim_batch_size
             if not full:  # a full batch means a backlog: poll again at once
                 stop.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - began)))
-        self.audit.flush()
+        self.flush_audit()
+        try:  # every claim of this scheduler was sent: nothing for others to check
+            self.registry.forget([self.owner])
+        except Exception:
+            log.exception("could not remove scheduler %s from the liveness list", self.owner)
         log.info("scheduler %s stopped", self.owner)
 
+    def _claim_and_send(self, now: dt.datetime, report: TickReport) -> None:
+        users, types = self._paused()
+        claimed = self.store.claim_due(
+            now,
+            owner=self.owner,
+            limit=self.settings.claim_batch_size,
+            queued_lease=self.queued_lease,
+            paused_users=users,
+            paused_types=types,
+            audit=outbox_entry("job_claimed", now, owner=self.owner),
+        )
+        report.claimed = len(claimed)
+        outgoing: list[tuple[dict[str, Any], Dispatch]] = []
+        for job in claimed:
+            metrics.JOBS_CLAIMED.labels(str(job.get("job_type"))).inc()
+            dispatch = self._judge(job, now, report)
+            if dispatch is not None:
+                outgoing.append((job, dispatch))
+        self._send(outgoing, now, report)
+
+    def _beat(self, now: dt.datetime, report: TickReport) -> None:
+        interval = dt.timedelta(seconds=self.settings.scheduler_heartbeat_seconds)
+        if self._beat_at is None or not self._beat_at <= now < self._beat_at + interval:
+            self.registry.beat(self.owner, now)
+            self._beat_at = now
+
+    def _flush_audit(self, now: dt.datetime, report: TickReport) -> None:
+        """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or at once
+        again when a move filled its batch: a backlog)."""
+        if time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
+            self._last_audit = time.monotonic()
+            moved = move_outbox(self.db, _MOVE_BATCH)
+            report.audited += moved
+            if moved >= _MOVE_BATCH:
+                self._last_audit = float("-inf")
+        self.audit.flush()
+
+    def flush_audit(self) -> int:
+        """Move every waiting outbox and flush the buffer now (at stop; benchmarks)."""
+        moved = total = move_outbox(self.db, _MOVE_BATCH)
+        while moved >= _MOVE_BATCH:
+            moved = move_outbox(self.db, _MOVE_BATCH)
+            total += moved
+        self.audit.flush()
+        return total
+
     # ---------------------------------------------------------------- decisions
+    def _judge(self, job: dict[str, Any], now: dt.datetime, report: TickReport) -> Dispatch | None:
+        """Decide one claimed (or recovered) document alone; never raises.
+
+        A job held by an operator goes back to ``pending``; any exception fails the document with
+        a readable error (or, if even that fails, leaves it to lease recovery).
+        """
+        try:
+            if self._held(job):
+                report.released += self.store.release_claimed(
+                    [job], now, audit=outbox_entry("job_released", now, reason="paused")
+                )
+                return None
+            return self._decide(job, now, report)
+        except Exception as exc:  # a bad document or a bug must not stop the batch
+            log.exception("scheduler could not handle job %r", job.get("job_id"))
+            report.errors.append(str(job.get("job_id")))
+            try:
+                self._fail(job, _error(exc), now, "invalid")
+            except Exception:
+                log.exception("could not fail job %r; its lease will expire", job.get("job_id"))
+            return None
+
+    def _held(self, job: dict[str, Any]) -> bool:
+        users, types = self._paused()
+        return (
+            job.get("paused") is True
+            or job.get("user_id") in users
+            or (job.get("job_type") in types)
+        )
+
     def _decide(self, job: dict[str, Any], now: dt.datetime, report: TickReport) -> Dispatch | None:
         try:
             spec = validate_job(job, default_timezone=self._user_timezone(job))
@@ -188,8 +293,13 @@ class Scheduler:
         if plan.missed:
             metrics.MISSED_RUNS.labels(spec.job_type.name, "catch_up").inc(plan.missed)
         if plan.run_at is None:
-            self.store.reschedule_claimed(job, plan.next_due, now, missed=plan.missed)
-            self.audit.job_event(job, "job_fires_skipped", now, missed=plan.missed)
+            self.store.reschedule_claimed(
+                job,
+                plan.next_due,
+                now,
+                missed=plan.missed,
+                audit=outbox_entry("job_fires_skipped", now, missed=plan.missed),
+            )
             report.skipped += 1
             return None
         if plan.run_at != due_at:
@@ -242,7 +352,13 @@ class Scheduler:
                 spec.catch_up,
                 spec.catch_up_window,
             )
-        self.store.reschedule_claimed(job, next_due, now, missed=plan.missed)
+        self.store.reschedule_claimed(
+            job,
+            next_due,
+            now,
+            missed=plan.missed,
+            audit=outbox_entry("job_run_spawned", now, run_at=plan.run_at, missed=plan.missed),
+        )
         return None
 
     def _dispatch_for(self, job: dict[str, Any], spec: JobSpec) -> Dispatch:
@@ -255,78 +371,172 @@ class Scheduler:
         )
 
     def _fail(self, job: dict[str, Any], error: str, now: dt.datetime, reason: str) -> None:
-        if self.store.fail_claimed(job, error, now):
+        audit = outbox_entry("job_failed", now, error=error, reason=reason)
+        if self.store.fail_claimed(job, error, now, audit=audit):
             metrics.JOBS_FAILED.labels(str(job.get("job_type")), reason).inc()
-            self.audit.job_event(job, "job_failed", now, error=error, reason=reason)
 
     # ---------------------------------------------------------------- dispatch & recovery
     def _send(
         self,
-        outgoing: list[Dispatch],
-        jobs: list[dict[str, Any]],
+        outgoing: list[tuple[dict[str, Any], Dispatch]],
         now: dt.datetime,
         report: TickReport,
-        *,
-        action: str,
     ) -> None:
         if not outgoing:
             return
         try:
-            dispatch_many(self.broker, outgoing)
+            dispatch_many(self.broker, [d for _, d in outgoing])
         except Exception as exc:
             log.error("broker refused %d messages (%s); releasing them", len(outgoing), exc)
-            sent_ids = {d.job_id for d in outgoing}
             report.released += self.store.release_claimed(
-                [j for j in jobs if j["job_id"] in sent_ids], now
+                [job for job, _ in outgoing],
+                now,
+                audit=outbox_entry("job_released", now, reason="broker refused the message"),
             )
             return
         report.dispatched += len(outgoing)
-        by_id = {j["job_id"]: j for j in jobs}
-        for item in outgoing:
+        for job, item in outgoing:
             metrics.JOBS_DISPATCHED.labels(item.job_type, item.queue).inc()
-            self.audit.job_event(
-                by_id[item.job_id], action, now, run_key=item.run_key, epoch=item.epoch
-            )
+            # Not a state change of the document (the claim is, and is in its outbox): buffered.
+            self.audit.job_event(job, "job_dispatched", now, run_key=item.run_key, epoch=item.epoch)
 
     def _recover(self, now: dt.datetime, report: TickReport) -> None:
-        expired = self.store.expired_leases(now, self.settings.claim_batch_size)
-        if not expired:
+        """Find runs that would otherwise wait for their lease, then recover each alone."""
+        health = broker_health(self.broker)
+        if health is not None and health.dead_workers:
+            # Their prefetched messages go back to the queues; the runs need no MongoDB write.
+            requeue_dead_workers(self.broker, health.dead_workers)
+        limit = self.settings.claim_batch_size
+        self._recover_batch(self.store.expired_leases(now, limit), now, report)
+        dead = [o for o in self.registry.dead(now, self.dead_after) if o != self.owner]
+        if dead:
+            claims = self.store.unstarted(owners=dead, limit=limit)
+            # Each of these leaves the dead owners' set (re-sent, or kept queued under this
+            # owner), so a longer list is finished page by page on the next checks.
+            self._recover_batch(claims, now, report, dead=set(dead))
+            if len(claims) < limit:  # every claim of these owners is handled now
+                self.registry.forget(dead, silent_since=now - self.dead_after)
+        if health is not None and health.data_lost:
+            # A flush, a restart without the data, or the first scheduler on this Redis.
+            log.warning("no marker of this Redis server's data: checking every queued run")
+            # Marked first: a loss during the scan removes the marker again and is seen next time.
+            mark_incarnation(self.broker, health.incarnation)
+            try:
+                self._scan_unstarted(now, report)
+            except Exception:
+                mark_incarnation(self.broker, None)  # not done: the next check scans again
+                raise
+
+    def _scan_unstarted(self, now: dt.datetime, report: TickReport) -> None:
+        limit = self.settings.claim_batch_size
+        after = None
+        while True:
+            page = self.store.unstarted(after=after, limit=limit)
+            self._recover_batch(page, now, report, scan=True)
+            if len(page) < limit:
+                return
+            after = page[-1]["_id"]
+
+    def _recover_batch(
+        self,
+        jobs: list[dict[str, Any]],
+        now: dt.datetime,
+        report: TickReport,
+        *,
+        dead: set[str] | None = None,
+        scan: bool = False,
+    ) -> None:
+        """Recover a batch: started runs whose lease expired are retried as a new attempt;
+        unstarted runs are re-sent (same epoch) when their message is gone or unknowable.
+
+        The batch is expired leases, the unstarted claims of ``dead`` schedulers, or (``scan``)
+        unstarted runs after Redis lost its data. A run whose message still exists keeps
+        waiting: its lease is extended (and passes to this scheduler) if it expired or its owner
+        is dead; a scanned run of a live owner is not written at all.
+        """
+        dead = dead or set()
+        if not jobs:
             return
-        unstarted = [j for j in expired if not (j.get("lease") or {}).get("started_at")]
-        dispatches = {j["job_id"]: self._dispatch_guess(j) for j in unstarted}
-        alive = message_exists(self.broker, [d for d in dispatches.values() if d is not None])
-        alive_by_id = dict(
-            zip([k for k, d in dispatches.items() if d is not None], alive, strict=True)
+        unstarted = [j for j in jobs if not _started(j)]
+        guesses = [(j, self._dispatch_guess(j)) for j in unstarted]
+        known = [(j, d) for j, d in guesses if d is not None]
+        exists = dict(
+            zip(
+                [j["_id"] for j, _ in known],
+                message_exists(self.broker, [d for _, d in known]),
+                strict=True,
+            )
         )
-        # Still in the broker: a long queue, or held by a worker that may be dead (Dramatiq hands
-        # those back when asked). Either way they wait; one update extends them all.
-        waiting = [j for j in unstarted if alive_by_id.get(j["job_id"])]
-        if waiting:
-            requeue_from_dead_workers(self.broker, {dispatches[j["job_id"]].queue for j in waiting})
-            report.extended += self.store.extend_queued(waiting, now + self.queued_lease)
-        resend: list[Dispatch] = []
-        resent_jobs: list[dict[str, Any]] = []
-        for job in expired:
-            if alive_by_id.get(job["job_id"]):
+        waiting = [j for j in unstarted if exists.get(j["_id"])]
+        stale = [
+            j
+            for j in waiting
+            if not scan and (j["lease"]["until"] < now or j["lease"].get("owner") in dead)
+        ]
+        if stale:  # a long queue, or a dead worker's prefetch (handed back now): keep waiting
+            requeue_from_dead_workers(
+                self.broker, {d.queue for j, d in known if exists.get(j["_id"])}
+            )
+            report.extended += self.store.extend_queued(stale, now + self.queued_lease, self.owner)
+        outgoing: list[tuple[dict[str, Any], Dispatch]] = []
+        for job in jobs:
+            if exists.get(job["_id"]):
                 continue
-            job_type = str(job.get("job_type"))
-            metrics.LEASE_EXPIRATIONS.labels(job_type).inc()
-            started = bool((job.get("lease") or {}).get("started_at"))
-            if started and not self._attempts_left(job, now):
+            try:
+                fresh = self._take_over(job, exists.get(job["_id"]), now, dead)
+            except Exception as exc:
+                log.exception("could not recover job %r", job.get("job_id"))
+                report.errors.append(str(job.get("job_id")))
+                try:
+                    self._fail(job, _error(exc), now, "invalid")
+                except Exception:
+                    log.exception("could not fail job %r", job.get("job_id"))
                 continue
-            fresh = self.store.reclaim(job, now, owner=self.owner, queued_lease=self.queued_lease)
             if fresh is None:
-                continue  # another replica recovered it first
-            reason = "worker_lost" if started else "message_lost"
-            metrics.JOBS_RECOVERED.labels(job_type, reason).inc()
-            item = self._dispatch_guess(fresh)
-            if item is None:
-                self._fail(fresh, "cannot recover: unknown job_type", now, "invalid")
                 continue
             report.recovered += 1
-            resend.append(item)
-            resent_jobs.append(fresh)
-        self._send(resend, resent_jobs, now, report, action="job_recovered")
+            dispatch = self._judge(fresh, now, report)
+            if dispatch is not None:
+                outgoing.append((fresh, dispatch))
+        self._send(outgoing, now, report)
+
+    def _take_over(
+        self, job: dict[str, Any], exists: bool | None, now: dt.datetime, dead: set[str]
+    ) -> dict[str, Any] | None:
+        """Make a lost run this scheduler's again (None: nothing to send, or lost the race)."""
+        job_type = str(job.get("job_type"))
+        lease = job.get("lease") or {}
+        if _started(job):  # the worker died mid-run: that attempt counts
+            metrics.LEASE_EXPIRATIONS.labels(job_type).inc()
+            if not self._attempts_left(job, now):
+                return None
+            error = "worker lost during the run (lease expired)"
+            fresh = self.store.reclaim(
+                job,
+                now,
+                owner=self.owner,
+                queued_lease=self.queued_lease,
+                lost=run_entry(job, run_key_for(job), "lost", now, error=error),
+                history_limit=self.settings.history_limit,
+                audit=outbox_entry("job_recovered", now, reason="worker_lost", error=error),
+            )
+            reason = "worker_lost"
+        else:
+            if lease.get("until") is not None and lease["until"] < now:
+                metrics.LEASE_EXPIRATIONS.labels(job_type).inc()
+                reason = "message_lost" if exists is False else "unknown"
+            else:
+                reason = "scheduler_lost" if lease.get("owner") in dead else "message_lost"
+            fresh = self.store.renew(
+                job,
+                now,
+                owner=self.owner,
+                queued_lease=self.queued_lease,
+                audit=outbox_entry("job_recovered", now, reason=reason),
+            )
+        if fresh is not None:
+            metrics.JOBS_RECOVERED.labels(job_type, reason).inc()
+        return fresh
 
     def _attempts_left(self, job: dict[str, Any], now: dt.datetime) -> bool:
         """A run lost with its worker counts as an attempt; out of attempts, it ends here."""
@@ -347,55 +557,69 @@ class Scheduler:
             run=run_entry(job, run_key_for(job), "failed", now, error=error),
             history_limit=self.settings.history_limit,
             error=error,
+            audit=outbox_entry("job_failed", now, error=error, reason="worker_lost"),
         )
         if ok:
             metrics.JOBS_FAILED.labels(spec.job_type.name, "worker_lost").inc()
-            self.audit.job_event(job, "job_failed", now, error=error, reason="worker_lost")
         return False
 
     def _dispatch_guess(self, job: dict[str, Any]) -> Dispatch | None:
+        """The message a run was sent as (to ask the broker about it); None if unknowable."""
         job_type = JOB_TYPES.get(str(job.get("job_type")))
-        if job_type is None:
+        try:
+            return (
+                Dispatch(
+                    job_type=job_type.name,
+                    queue=job.get("queue") or job_type.queue,
+                    job_id=str(job["job_id"]),
+                    run_key=run_key_for(job),
+                    epoch=int(job["epoch"]),
+                )
+                if job_type is not None
+                else None
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return Dispatch(
-            job_type=job_type.name,
-            queue=job.get("queue") or job_type.queue,
-            job_id=job["job_id"],
-            run_key=run_key_for(job),
-            epoch=int(job["epoch"]),
-        )
 
     # ---------------------------------------------------------------- housekeeping
     def _housekeeping(self, now: dt.datetime, report: TickReport) -> None:
         mono = time.monotonic()
         if mono - self._last_intake >= self.settings.intake_interval:
             self._last_intake = mono
-            self.intake(now, report)
+            self._step("intake", self.intake, now, report)
         if mono - self._last_purge >= 60:
             self._last_purge = mono
-            self.store.purge_finished(now)
+            self._step("purge", lambda now, _: self.store.purge_finished(now), now, report)
         if mono - self._last_stats >= self.settings.stats_interval:
             self._last_stats = mono
-            self.refresh_gauges(now)
+            self._step("gauges", lambda now, _: self.refresh_gauges(now), now, report)
 
     def intake(self, now: dt.datetime, report: TickReport) -> None:
         """Check documents the claim query cannot see (written by hand without status/due time).
 
         Valid ones are adopted (a recurring job gets its first fire), the rest fail with the
-        reason; either way they are handled the first time the scheduler sees them.
+        reason; either way they are handled the first time the scheduler sees them. Each
+        document alone: any exception fails that one with a readable error, the sweep goes on.
         """
         for job in self.store.find_malformed(self.settings.claim_batch_size):
             try:
-                fields = self._adoption(job, now)
-            except InvalidJob as exc:
-                if self.store.fail_unclaimed(job, str(exc), now):
-                    metrics.JOBS_FAILED.labels(str(job.get("job_type")), "invalid").inc()
-                    self.audit.job_event(job, "job_failed", now, error=str(exc), reason="invalid")
-                    report.invalid += 1
-                continue
-            if self.store.adopt(job, fields):
-                self.audit.job_event(job, "job_adopted", now)
-                report.adopted += 1
+                self._intake_one(job, now, report)
+            except Exception:
+                log.exception("intake could not handle document %r", job.get("_id"))
+                report.errors.append(str(job.get("job_id")))
+
+    def _intake_one(self, job: dict[str, Any], now: dt.datetime, report: TickReport) -> None:
+        try:
+            fields = self._adoption(job, now)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, InvalidJob) else _error(exc)
+            audit = outbox_entry("job_failed", now, error=error, reason="invalid")
+            if self.store.fail_unclaimed(job, error, now, audit=audit):
+                metrics.JOBS_FAILED.labels(str(job.get("job_type")), "invalid").inc()
+                report.invalid += 1
+            return
+        if self.store.adopt(job, fields, audit=outbox_entry("job_adopted", now)):
+            report.adopted += 1
 
     def _adoption(self, job: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         """The fields that make a hand-written document claimable; InvalidJob if it cannot be."""
@@ -425,9 +649,12 @@ class Scheduler:
         for status in JobStatus:
             metrics.JOBS_BY_STATUS.labels(status.value).set(counts.get(status.value, 0))
         users, types = self._paused()
-        metrics.DUE_NOT_DISPATCHED.set(
-            self.store.count_due(now, paused_users=users, paused_types=types)
-        )
+        backlog = queue_backlog(self.db, now, paused_users=users, paused_types=types)
+        metrics.DUE_NOT_DISPATCHED.set(sum(row.due for row in backlog))
+        metrics.export_backlog(backlog, now, queues={t.queue for t in JOB_TYPES.values()})
+        metrics.JOBS_PAUSED.set(paused_jobs(self.db, paused_users=users, paused_types=types))
+        for kind, count in jobs_needing_review(self.db).items():
+            metrics.JOBS_NEEDING_REVIEW.labels(kind).set(count)
 
     def _paused(self) -> tuple[list[str], list[str]]:
         """Users and job types an operator paused (re-read every ``controls_interval``)."""

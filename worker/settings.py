@@ -61,7 +61,19 @@ class Settings(BaseSettings):
         default=60.0, description="A recurring fire later than this counts as missed (catch-up)."
     )
     recovery_interval: float = Field(
-        default=2.0, description="Seconds between checks for runs whose lease expired."
+        default=2.0,
+        description="Seconds between recovery checks (expired leases, dead workers and "
+        "schedulers, lost Redis data).",
+    )
+    scheduler_heartbeat_seconds: float = Field(
+        default=5.0, description="How often a scheduler records that it is alive."
+    )
+    scheduler_dead_after_seconds: float = Field(
+        default=30.0,
+        description="A scheduler silent this long is dead: its unsent claims are sent by others.",
+    )
+    audit_move_interval: float = Field(
+        default=2.0, description="Seconds between moves of job audit outboxes to audit_log."
     )
     controls_interval: float = Field(
         default=2.0, description="Seconds an operator pause may take to apply (cache of pauses)."

@@ -13,6 +13,9 @@ Dramatiq delivers ``(job_id, run_key, epoch)``; :meth:`Runner.execute` then
 3. records the outcome, fenced by the same epoch: ``completed`` (or the next fire of a recurring
    job), a retry with backoff (``pending`` again, same run key), or ``failed``.
 
+Each of these state changes carries its audit entry in the same update (``worker.audit``); the
+process's buffered :class:`AuditLog` only holds what actors record with ``ctx.audit``.
+
 The actor function never sees Dramatiq; Dramatiq never retries (see ``worker.broker``).
 """
 
@@ -32,7 +35,7 @@ from typing import Any
 from dramatiq.middleware import TimeLimitExceeded
 
 from worker import metrics
-from worker.audit import AuditLog
+from worker.audit import AuditLog, outbox_entry
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_entry
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater
@@ -233,7 +236,14 @@ class Runner:
     def execute(self, job_type: str, job_id: str, run_key: str, epoch: int) -> None:
         """Run one delivered message through the lifecycle (never raises for job errors)."""
         now = self.clock()
-        job = self.store.start(job_id, epoch, worker=self.worker_id, now=now, lease=self.lease)
+        job = self.store.start(
+            job_id,
+            epoch,
+            worker=self.worker_id,
+            now=now,
+            lease=self.lease,
+            audit=outbox_entry("job_started", now, run_key=run_key, epoch=epoch),
+        )
         if job is None:
             metrics.DUPLICATES_PREVENTED.labels(job_type).inc()
             log.info("job %s epoch %s: duplicate or stale message, nothing to do", job_id, epoch)
@@ -241,7 +251,6 @@ class Runner:
         run_at = job.get("run_at") or job["schedule"]["execute_at"]
         metrics.JOBS_STARTED.labels(job_type).inc()
         metrics.SCHEDULE_LAG.labels(job_type).observe(max((now - run_at).total_seconds(), 0))
-        self.audit_log.job_event(job, "job_started", now, run_key=run_key, attempt=job["attempts"])
         try:
             spec = validate_job(job)
         except InvalidJob as exc:  # changed after the claim (hand edit): fail, do not run
@@ -288,6 +297,7 @@ class Runner:
             history_limit=self.settings.history_limit,
             result=result,
             retention=dt.timedelta(days=self.settings.retention_days),
+            audit=outbox_entry("job_completed", now, run_key=run_key),
         )
         metrics.JOB_DURATION.labels(spec.job_type.name, "completed").observe(seconds)
         if not recorded:
@@ -297,7 +307,6 @@ class Runner:
         if missed:
             metrics.MISSED_RUNS.labels(spec.job_type.name, "overlap").inc(missed)
         metrics.JOBS_COMPLETED.labels(spec.job_type.name).inc()
-        self.audit_log.job_event(job, "job_completed", now, run_key=run_key)
         self._notify(job, JobStatus.COMPLETED.value, result, None)
 
     def _record_error(
@@ -329,17 +338,16 @@ class Runner:
             error=error,
             next_due=decision.retry_at,
             keep_run=True,
-        )
-        if recorded:
-            metrics.JOBS_RETRIED.labels(spec.job_type.name).inc()
-            self.audit_log.job_event(
-                job,
+            audit=outbox_entry(
                 "job_retry_scheduled",
                 now,
                 run_key=run_key,
                 error=error,
                 retry_at=decision.retry_at.isoformat(),
-            )
+            ),
+        )
+        if recorded:
+            metrics.JOBS_RETRIED.labels(spec.job_type.name).inc()
 
     def _finish_failed(
         self,
@@ -357,10 +365,10 @@ class Runner:
             run=run_entry(job, run_key, "failed", now, error=error),
             history_limit=self.settings.history_limit,
             error=error,
+            audit=outbox_entry("job_failed", now, run_key=run_key, error=error),
         )
         if recorded:
             metrics.JOBS_FAILED.labels(str(job.get("job_type")), "error").inc()
-            self.audit_log.job_event(job, "job_failed", now, run_key=run_key, error=error)
             self._notify(job, JobStatus.FAILED.value, None, error)
 
     def _notify(self, job: dict[str, Any], status: str, result: Any, error: str | None) -> None:

@@ -302,20 +302,22 @@ def job_page(db: Database, job_id: str, now: dt.datetime) -> dict[str, Any] | No
     if job is None:
         return None
     history = list(reversed(job.get("history") or []))
+    # entries of state changes not yet moved from the job's outbox to audit_log (worker.audit)
+    waiting = [
+        {**entry, "resource_id": job_id, "in_outbox": True}
+        for entry in reversed(job.get(names.AUDIT_OUTBOX) or [])
+    ]
     return {
         "job": job,
         "history": history,
-        "audit": audit_query(job_id).find(db),
+        "audit": waiting + audit_query(job_id).find(db),
         "next_fires": next_fires(job, now),
         "zone": zone_of(job).key,
     }
 
 
 # ----------------------------------------------------------------------------- overview
-#: Scheduler liveness records (one per scheduler instance: ``{_id: owner, host, pid, started_at,
-#: heartbeat_at}``), written by schedulers that keep them; empty otherwise.
-SCHEDULERS = "schedulers"
-#: A scheduler silent this long is shown as silent.
+#: A scheduler silent this long is shown as silent (its records: ``worker.db.schedulers``).
 SCHEDULER_SILENT = dt.timedelta(seconds=60)
 
 
@@ -362,7 +364,7 @@ def _last_query(action: str, since: dt.datetime) -> Query:
 
 
 def _schedulers_query(limit: int = 50) -> Query:
-    return Query("schedulers", SCHEDULERS, {}, (("heartbeat_at", -1),), limit)
+    return Query("schedulers", names.SCHEDULERS, {}, (("heartbeat_at", -1),), limit)
 
 
 def _control_query(limit: int = 200) -> Query:

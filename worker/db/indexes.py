@@ -118,6 +118,19 @@ INDEXES: tuple[IndexSpec, ...] = (
         why="a job's audit trail in `mmw jobs show`",
     ),
     _ix(
+        names.AUDIT_LOG,
+        ("entry_id", ASC),
+        unique=True,
+        partialFilterExpression={"entry_id": {"$type": "string"}},
+        why="an audit entry moved or flushed twice (crash, two schedulers) is written once",
+    ),
+    _ix(
+        names.SCHEDULED_JOBS,
+        (f"{names.AUDIT_OUTBOX}.id", ASC),
+        partialFilterExpression={f"{names.AUDIT_OUTBOX}.id": {"$exists": True}},
+        why="jobs whose audit outbox waits to be moved to audit_log",
+    ),
+    _ix(
         names.ZOHO_CRM_RECORDS,
         ("user_id", ASC),
         ("module", ASC),
@@ -144,7 +157,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     ),
     _ix(names.SCHEDULED_JOBS, ("paused", ASC), sparse=True, why="console: paused jobs"),
     _ix(names.JOB_CONTROLS, ("paused", ASC), why="console: active pauses"),
-    _ix("schedulers", ("heartbeat_at", DESC), why="console: scheduler liveness, newest first"),
+    _ix(names.SCHEDULERS, ("heartbeat_at", DESC), why="console: scheduler liveness, newest first"),
     _ix(
         names.SCHEDULED_JOBS,
         ("schedule.recurring", ASC),

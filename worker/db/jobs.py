@@ -7,6 +7,10 @@ guarded updates. Two guards make "nothing twice" hold:
 * **status**: a claim only takes ``pending`` documents, so racing schedulers split a batch;
 * **epoch** (fencing token): every claim increments it and every later write of that run names it,
   so a duplicate message, a stale message or a zombie worker after a takeover matches nothing.
+
+Every state change takes an ``audit`` entry (``worker.audit.outbox_entry``) and pushes it onto the
+job's ``audit_outbox`` in the same update: the audit trail cannot be lost between the change and
+a later write, and costs no extra round trip.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from worker.validation import JobSpec
 
 __all__ = ["JobStore", "run_entry", "run_key_for"]
 
-_CLAIM_FIELDS = {"history": 0, "result": 0}
+_CLAIM_FIELDS = {"history": 0, "result": 0, names.AUDIT_OUTBOX: 0}
+Entry = dict[str, Any] | None
+
+
+def _audited(update: dict[str, Any], audit: Entry) -> dict[str, Any]:
+    """``update`` with ``audit`` pushed onto the outbox (same atomic write as the change)."""
+    if audit is not None:
+        update.setdefault("$push", {})[names.AUDIT_OUTBOX] = audit
+    return update
 
 
 def run_key_for(job: dict[str, Any]) -> str:
@@ -76,6 +88,7 @@ class JobStore:
         queued_lease: dt.timedelta,
         paused_users: Iterable[str] = (),
         paused_types: Iterable[str] = (),
+        audit: Entry = None,
     ) -> list[dict[str, Any]]:
         """Atomically move up to ``limit`` due jobs to ``processing``, oldest due first.
 
@@ -83,22 +96,25 @@ class JobStore:
         status guard splits races between schedulers), read back exactly the ones this claim won
         (its unique ``claim_id``).
         """
-        query = self._due_query(now, paused_users, paused_types)
+        query = self.due_query(now, paused_users, paused_types)
         due = self.jobs.find(query, {"_id": 1}, sort=[("schedule.execute_at", 1)], limit=limit)
         if not due:
             return []
         claim_id = uuid.uuid4().hex
         self.jobs.update_many(
             {"_id": {"$in": [d["_id"] for d in due]}, "status": JobStatus.PENDING.value},
-            {
-                "$set": {
-                    "status": JobStatus.PROCESSING.value,
-                    "claim_id": claim_id,
-                    "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
-                    "updated_at": now,
+            _audited(
+                {
+                    "$set": {
+                        "status": JobStatus.PROCESSING.value,
+                        "claim_id": claim_id,
+                        "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
+                        "updated_at": now,
+                    },
+                    "$inc": {"epoch": 1},
                 },
-                "$inc": {"epoch": 1},
-            },
+                audit,
+            ),
         )
         return self.jobs.find(
             {"claim_id": claim_id}, _CLAIM_FIELDS, sort=[("schedule.execute_at", 1)]
@@ -123,26 +139,36 @@ class JobStore:
             limit=limit,
         )
 
-    def adopt(self, job: dict[str, Any], fields: dict[str, Any]) -> bool:
+    def adopt(self, job: dict[str, Any], fields: dict[str, Any], audit: Entry = None) -> bool:
         """Complete a hand-written document (status, first due time), guarded by its status."""
         result = self.jobs.update_one(
-            {"_id": job["_id"], "status": job.get("status")}, {"$set": fields}
+            {"_id": job["_id"], "status": job.get("status")}, _audited({"$set": fields}, audit)
         )
         return result.modified_count == 1
 
-    def fail_unclaimed(self, job: dict[str, Any], error: str, now: dt.datetime) -> bool:
+    def fail_unclaimed(
+        self, job: dict[str, Any], error: str, now: dt.datetime, audit: Entry = None
+    ) -> bool:
         """Fail a malformed document found outside a claim (guarded by its current status)."""
         result = self.jobs.update_one(
             {"_id": job["_id"], "status": job.get("status")},
-            {"$set": self._failed_fields(error, now)},
+            _audited({"$set": self._failed_fields(error, now)}, audit),
         )
         return result.modified_count == 1
 
-    def fail_claimed(self, job: dict[str, Any], error: str, now: dt.datetime) -> bool:
+    def fail_claimed(
+        self, job: dict[str, Any], error: str, now: dt.datetime, audit: Entry = None
+    ) -> bool:
         """End a claimed run as failed without running it (invalid document, too late)."""
         result = self.jobs.update_one(
-            {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
-            {"$set": self._failed_fields(error, now), "$unset": {"lease": "", "claim_id": ""}},
+            {"_id": job["_id"], "epoch": job.get("epoch"), "status": JobStatus.PROCESSING.value},
+            _audited(
+                {
+                    "$set": self._failed_fields(error, now),
+                    "$unset": {"lease": "", "claim_id": ""},
+                },
+                audit,
+            ),
         )
         return result.modified_count == 1
 
@@ -154,6 +180,7 @@ class JobStore:
         *,
         missed: int = 0,
         error: str | None = None,
+        audit: Entry = None,
     ) -> bool:
         """Put a claimed recurring job back to ``pending`` at ``execute_at`` without running."""
         update: dict[str, Any] = {
@@ -170,7 +197,7 @@ class JobStore:
             update["$set"]["error"] = error
         result = self.jobs.update_one(
             {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
-            update,
+            _audited(update, audit),
         )
         return result.modified_count == 1
 
@@ -211,18 +238,28 @@ class JobStore:
             return False
         return True
 
-    def release_claimed(self, jobs: list[dict[str, Any]], now: dt.datetime) -> int:
-        """Give claimed jobs back (the broker refused the batch); they are claimed again later."""
-        result = 0
-        for job in jobs:
-            result += self.jobs.update_one(
-                {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
+    def release_claimed(
+        self, jobs: list[dict[str, Any]], now: dt.datetime, audit: Entry = None
+    ) -> int:
+        """Give claimed jobs back (the broker refused the batch, or the job is paused); they are
+        claimed again later. A started run lost with its worker keeps its ``run_at`` (a retry).
+        """
+        if not jobs:
+            return 0
+        result = self.jobs.update_many(
+            {
+                "$or": [{"_id": j["_id"], "epoch": j["epoch"]} for j in jobs],
+                "status": JobStatus.PROCESSING.value,
+            },
+            _audited(
                 {
                     "$set": {"status": JobStatus.PENDING.value, "updated_at": now},
                     "$unset": {"lease": "", "claim_id": ""},
                 },
-            ).modified_count
-        return result
+                audit,
+            ),
+        )
+        return result.modified_count
 
     def expired_leases(self, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
         """Jobs in ``processing`` whose lease ran out: a crashed worker or a lost message."""
@@ -234,28 +271,103 @@ class JobStore:
         )
 
     def reclaim(
-        self, job: dict[str, Any], now: dt.datetime, *, owner: str, queued_lease: dt.timedelta
+        self,
+        job: dict[str, Any],
+        now: dt.datetime,
+        *,
+        owner: str,
+        queued_lease: dt.timedelta,
+        lost: dict[str, Any] | None = None,
+        history_limit: int = 20,
+        audit: Entry = None,
     ) -> dict[str, Any] | None:
-        """Take over an expired run: new epoch, fresh lease. None if someone else did first."""
+        """Take over a run whose worker died: new epoch (fences the zombie), fresh lease.
+
+        ``lost`` is the history entry of the attempt that died; the run keeps its ``run_at`` so
+        the next attempt is a retry of the same run (same run key). None if someone else did
+        first.
+        """
+        update: dict[str, Any] = {
+            "$set": {
+                "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
+                "updated_at": now,
+                "run_at": job.get("run_at") or job["schedule"]["execute_at"],
+            },
+            "$inc": {"epoch": 1},
+            "$unset": {"claim_id": ""},
+        }
+        if lost is not None:
+            update["$push"] = {"history": {"$each": [lost], "$slice": -history_limit}}
         return self.jobs.find_one_and_update(
             {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
-            {
-                "$set": {
-                    "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
-                    "updated_at": now,
-                },
-                "$inc": {"epoch": 1},
-                "$unset": {"claim_id": ""},
-            },
+            _audited(update, audit),
             projection=_CLAIM_FIELDS,
             return_document=ReturnDocument.AFTER,
         )
 
-    def extend_queued(self, jobs: list[dict[str, Any]], until: dt.datetime) -> int:
+    def renew(
+        self,
+        job: dict[str, Any],
+        now: dt.datetime,
+        *,
+        owner: str,
+        queued_lease: dt.timedelta,
+        audit: Entry = None,
+    ) -> dict[str, Any] | None:
+        """Take over a run that never started, keeping its epoch, to send its message again.
+
+        The epoch stays: if the first message still exists somewhere (a broker that cannot be
+        asked, a dead worker's prefetch), both copies are valid and the first start wins (the
+        start is fenced on ``lease.started_at``), so a re-send never makes a queued message
+        stale. The lease as read is the compare-and-set guard: of two racing schedulers only one
+        renews. None if the run started, changed or was renewed by someone else meanwhile.
+        """
+        lease = job.get("lease") or {}
+        return self.jobs.find_one_and_update(
+            {
+                "_id": job["_id"],
+                "epoch": job["epoch"],
+                "status": JobStatus.PROCESSING.value,
+                "lease.started_at": None,
+                "lease.owner": lease.get("owner"),
+                "lease.until": lease.get("until"),
+            },
+            _audited(
+                {
+                    "$set": {
+                        "lease": {"owner": owner, "until": now + queued_lease, "started_at": None},
+                        "updated_at": now,
+                    },
+                    "$unset": {"claim_id": ""},
+                },
+                audit,
+            ),
+            projection=_CLAIM_FIELDS,
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def unstarted(
+        self,
+        *,
+        owners: Iterable[str] | None = None,
+        after: Any = None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Dispatched runs not started yet, in ``_id`` order from ``after``; only those claimed
+        by ``owners`` when given (a dead scheduler's claims)."""
+        query: dict[str, Any] = {"status": JobStatus.PROCESSING.value, "lease.started_at": None}
+        if owners is not None:
+            query["lease.owner"] = {"$in": list(owners)}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        return self.jobs.find(query, _CLAIM_FIELDS, sort=[("_id", 1)], limit=limit)
+
+    def extend_queued(self, jobs: list[dict[str, Any]], until: dt.datetime, owner: str) -> int:
         """Their messages are still in the broker's queue: keep waiting for a worker.
 
         One update for the whole set; extending a lease that another replica just renewed only
-        postpones the next check, so the epoch need not be matched here.
+        postpones the next check, so the epoch need not be matched here. The lease passes to
+        ``owner`` (a live scheduler) so a dead scheduler's sent claims are not checked again.
         """
         if not jobs:
             return 0
@@ -265,7 +377,7 @@ class JobStore:
                 "status": JobStatus.PROCESSING.value,
                 "lease.started_at": None,
             },
-            {"$set": {"lease.until": until}},
+            {"$set": {"lease.until": until, "lease.owner": owner}},
         )
         return result.modified_count
 
@@ -277,20 +389,11 @@ class JobStore:
         rows = self.jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
         return {str(r["_id"]): r["n"] for r in rows}
 
-    def count_due(
-        self,
-        now: dt.datetime,
-        *,
-        paused_users: Iterable[str] = (),
-        paused_types: Iterable[str] = (),
-    ) -> int:
-        """Jobs the next claim would take: due and not held by an operator."""
-        return self.jobs.count_documents(self._due_query(now, paused_users, paused_types))
-
     @staticmethod
-    def _due_query(
-        now: dt.datetime, paused_users: Iterable[str], paused_types: Iterable[str]
+    def due_query(
+        now: dt.datetime, paused_users: Iterable[str] = (), paused_types: Iterable[str] = ()
     ) -> dict[str, Any]:
+        """Due, pending and not held by an operator: what the next claim takes."""
         query: dict[str, Any] = {
             "status": JobStatus.PENDING.value,
             "schedule.execute_at": {"$lte": now},
@@ -305,7 +408,14 @@ class JobStore:
 
     # ---------------------------------------------------------------- worker side
     def start(
-        self, job_id: str, epoch: int, *, worker: str, now: dt.datetime, lease: dt.timedelta
+        self,
+        job_id: str,
+        epoch: int,
+        *,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        audit: Entry = None,
     ) -> dict[str, Any] | None:
         """The fenced start transition; None means duplicate, stale or cancelled: do nothing."""
         return self.jobs.find_one_and_update(
@@ -315,16 +425,19 @@ class JobStore:
                 "status": JobStatus.PROCESSING.value,
                 "lease.started_at": None,
             },
-            {
-                "$set": {
-                    "lease.started_at": now,
-                    "lease.worker": worker,
-                    "lease.until": now + lease,
-                    "started_at": now,
+            _audited(
+                {
+                    "$set": {
+                        "lease.started_at": now,
+                        "lease.worker": worker,
+                        "lease.until": now + lease,
+                        "started_at": now,
+                    },
+                    "$inc": {"attempts": 1},
                 },
-                "$inc": {"attempts": 1},
-            },
-            projection={"history": 0},
+                audit,
+            ),
+            projection={"history": 0, names.AUDIT_OUTBOX: 0},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -350,6 +463,7 @@ class JobStore:
         keep_run: bool = False,
         missed: int = 0,
         purge_at: dt.datetime | None = None,
+        audit: Entry = None,
     ) -> bool:
         """Record the end of an attempt, fenced by the run's epoch.
 
@@ -382,7 +496,7 @@ class JobStore:
             update["$inc"] = {"missed_runs": missed}
         outcome = self.jobs.update_one(
             {"_id": job["_id"], "epoch": job["epoch"], "status": JobStatus.PROCESSING.value},
-            update,
+            _audited(update, audit),
         )
         return outcome.modified_count == 1
 
@@ -398,6 +512,7 @@ class JobStore:
         result: Any = None,
         error: str | None = None,
         retention: dt.timedelta | None = None,
+        audit: Entry = None,
     ) -> tuple[bool, int]:
         """End a run (fenced): a one-off job takes ``outcome`` (completed or failed); a
         recurring job records the run and waits for its next fire. Returns (recorded, missed).
@@ -424,6 +539,7 @@ class JobStore:
                 error=error,
                 next_due=next_due,
                 missed=missed,
+                audit=audit,
             )
             return recorded, missed
         purge_at = now + retention if retention and outcome == JobStatus.COMPLETED else None
@@ -436,6 +552,7 @@ class JobStore:
             result=result,
             error=error,
             purge_at=purge_at,
+            audit=audit,
         )
         return recorded, 0
 

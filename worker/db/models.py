@@ -32,6 +32,7 @@ __all__ = [
     "ApiKeys",
     "ApprovalRequest",
     "AuditLogEntry",
+    "AuditOutboxEntry",
     "Branding",
     "Brief",
     "Campaign",
@@ -813,8 +814,8 @@ class JobRun(_Model):
     """One entry of ``scheduled_jobs.history`` (added by the worker): the outcome of one run.
 
     ``run_key`` is the run's idempotency key (job_id + scheduled time); ``run_at`` its scheduled
-    time; ``status`` the attempt's outcome ("completed", "retry", "failed"; left open so that new
-    outcomes do not make old jobs unreadable).
+    time; ``status`` the attempt's outcome ("completed", "retry", "failed", "lost": its worker
+    died mid-run; left open so that new outcomes do not make old jobs unreadable).
     """
 
     run_key: str | None = None
@@ -825,6 +826,16 @@ class JobRun(_Model):
     error: str | None = None
     attempts: int | None = None
     duration_ms: float | None = None
+
+
+class AuditOutboxEntry(_Model):
+    """One element of ``scheduled_jobs.audit_outbox`` (added by the worker): the audit entry of a
+    state change, written in the same update and moved to ``audit_log`` by the scheduler."""
+
+    id: str
+    action: str
+    timestamp: UtcDatetime
+    details: dict[str, Any] | None = None
 
 
 class ScheduledJob(MongoDocument):
@@ -842,7 +853,8 @@ class ScheduledJob(MongoDocument):
     - ``paused``: an operator paused this job; ``queue``: Dramatiq queue override;
     - ``idempotency_key``: given at submit time, so a resubmission does not create a second job;
     - ``history``: bounded list of past runs (:class:`JobRun`); ``missed_runs``: recurring fires
-      skipped by catch-up or overlap rules; ``parent_job_id``: job that spawned this one.
+      skipped by catch-up or overlap rules; ``parent_job_id``: job that spawned this one;
+    - ``audit_outbox``: audit entries of state changes not yet moved to ``audit_log``.
 
     Defaults of ``epoch``, ``paused``, ``history`` and ``missed_runs`` describe a job the worker has
     not touched yet; dump with ``exclude_unset=True`` to avoid writing them back.
@@ -875,6 +887,7 @@ class ScheduledJob(MongoDocument):
     history: list[JobRun] = Field(default_factory=list)
     missed_runs: int = 0
     parent_job_id: str | None = None
+    audit_outbox: list[AuditOutboxEntry] = Field(default_factory=list)
 
 
 class JobControl(MongoDocument):
@@ -896,9 +909,11 @@ class JobControl(MongoDocument):
 class AuditLogEntry(MongoDocument):
     """One security/compliance audit entry (collection ``audit_log``).
 
-    ``action`` is open-ended ("login", "post_published", "campaign_created", ...).
+    ``action`` is open-ended ("login", "post_published", "campaign_created", ...). ``entry_id``
+    (added by the worker; unique) makes a write that is retried or repeated land once.
     """
 
+    entry_id: str | None = None
     user_id: str | None = None
     action: str | None = None
     resource_type: str | None = None

@@ -25,6 +25,10 @@ AUDIT_LOG = "audit_log"
 
 #: Added by the worker (documented in docs/architecture.md): operator pauses by user or job type.
 JOB_CONTROLS = "job_controls"
+#: Added by the worker: each scheduler's liveness (heartbeat), so a dead one's claims are recovered.
+SCHEDULERS = "schedulers"
+#: Field of ``scheduled_jobs``: audit entries of state changes waiting to move to ``audit_log``.
+AUDIT_OUTBOX = "audit_outbox"
 
 SCHEMA_COLLECTIONS: tuple[str, ...] = (
     USERS,
