@@ -479,3 +479,34 @@ def test_durations_read_like_a_person_would_say_them(seconds, text):
 def test_sign_in_returns_only_to_the_consoles_own_pages(client, target, kept):
     form = client.get("/login", params={"next": target})
     assert f'name="next" value="{kept}"' in form.text.replace("&amp;", "&")
+
+
+def test_overview_shows_scheduler_liveness_and_live_workers(db, clock, settings):
+    from worker.db.schedulers import SchedulerRegistry
+
+    registry = SchedulerRegistry(db)
+    registry.beat("host-a:1", clock.now - dt.timedelta(seconds=5))
+    registry.beat("host-b:2", clock.now - dt.timedelta(seconds=300))
+    beats = [("w-live", (clock.now.timestamp() - 2) * 1000), ("w-gone", 0.0)]
+
+    def workers(now):
+        return queries.live_workers(beats, now, settings.worker_heartbeat_timeout_ms)
+
+    app = create_app(db, console_settings(), clock=clock, workers=workers)
+    data = TestClient(app).get("/api/v1/overview", headers=VIEW).json()
+    assert [(r["owner"], r["live"]) for r in data["schedulers"]] == [
+        ("host-a:1", True),
+        ("host-b:2", False),
+    ]
+    assert data["schedulers"][0]["seen_seconds_ago"] == 5.0 and data["last_dispatch"] is None
+    assert data["workers"] == [{"worker_id": "w-live", "seen_seconds_ago": 2.0}]
+
+
+def test_job_page_shows_audit_entries_still_in_the_jobs_outbox(client, db, seeded, clock):
+    from worker.audit import outbox_entry
+    from worker.db import names
+
+    entry = outbox_entry("job_started", clock.now, run_key="r9")
+    db.scheduled_jobs.update_one({"job_id": seeded.pending}, {"$push": {names.AUDIT_OUTBOX: entry}})
+    audit = client.get(f"/api/v1/jobs/{seeded.pending}", headers=VIEW).json()["audit"]
+    assert audit[0]["action"] == "job_started" and audit[0]["in_outbox"] is True

@@ -317,8 +317,9 @@ def job_page(db: Database, job_id: str, now: dt.datetime) -> dict[str, Any] | No
 
 
 # ----------------------------------------------------------------------------- overview
-#: A scheduler silent this long is shown as silent (its records: ``worker.db.schedulers``).
-SCHEDULER_SILENT = dt.timedelta(seconds=60)
+#: A scheduler silent this long is shown as dead unless the caller says otherwise (the
+#: scheduler's own ``scheduler_dead_after_seconds``; records: ``worker.db.schedulers``).
+SCHEDULER_DEAD_AFTER = dt.timedelta(seconds=30)
 
 
 def families() -> dict[str, list[str]]:
@@ -396,7 +397,11 @@ def live_workers(
     )
 
 
-def scheduler_rows(records: Iterable[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+def scheduler_rows(
+    records: Iterable[dict[str, Any]],
+    now: dt.datetime,
+    dead_after: dt.timedelta = SCHEDULER_DEAD_AFTER,
+) -> list[dict[str, Any]]:
     """Scheduler liveness records with their age and whether they still beat (pure)."""
     rows = []
     for record in records:
@@ -409,7 +414,7 @@ def scheduler_rows(records: Iterable[dict[str, Any]], now: dt.datetime) -> list[
                 "pid": record.get("pid"),
                 "heartbeat_at": beat,
                 "seen_seconds_ago": None if age is None else round(max(age, 0.0), 1),
-                "live": age is not None and age < SCHEDULER_SILENT.total_seconds(),
+                "live": age is not None and age < dead_after.total_seconds(),
             }
         )
     return rows
@@ -420,6 +425,7 @@ def overview(
     now: dt.datetime,
     *,
     workers: Callable[[dt.datetime], list[dict[str, Any]]] | None = None,
+    dead_after: dt.timedelta = SCHEDULER_DEAD_AFTER,
 ) -> dict[str, Any]:
     """Counts by status and family, backlog and oldest due per queue, lag, throughput,
     liveness (schedulers' records, else the last dispatch; live workers when the broker
@@ -455,7 +461,7 @@ def overview(
         action: round(_recent_query(action, since).count(db) / minutes, 2)
         for action in ("job_completed", "job_failed")
     }
-    schedulers = scheduler_rows(_schedulers_query().find(db), now)
+    schedulers = scheduler_rows(_schedulers_query().find(db), now, dead_after)
     last = None if schedulers else (_last_query("job_dispatched", since).first(db) or {})
     return {
         "now": now,

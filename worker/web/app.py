@@ -91,6 +91,7 @@ def create_app(
     live Dramatiq workers (from the broker's heartbeats) when known."""
     now: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
     key = settings.web_secret_key
+    dead_after = dt.timedelta(seconds=settings.scheduler_dead_after_seconds)
     if not key:
         raise ValueError("MMW_WEB_SECRET_KEY is required to serve the console")
     app = FastAPI(
@@ -262,7 +263,9 @@ def create_app(
     def api_overview(op: ApiOp) -> JSONResponse:
         """Counts by status and family, backlog and oldest due per queue, lag, throughput,
         liveness and active pauses."""
-        return JSONResponse(to_json(queries.overview(db, now(), workers=workers)))
+        return JSONResponse(
+            to_json(queries.overview(db, now(), workers=workers, dead_after=dead_after))
+        )
 
     @app.get("/api/v1/jobs", tags=["read"])
     def api_jobs(
@@ -462,7 +465,7 @@ def create_app(
     # ------------------------------------------------------------------- pages
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page_overview(request: Request, s: PageSession) -> Response:
-        data = queries.overview(db, now(), workers=workers)
+        data = queries.overview(db, now(), workers=workers, dead_after=dead_after)
         return render(request, "overview.html", s, o=data)
 
     @app.get("/jobs", response_class=HTMLResponse, include_in_schema=False)
