@@ -8,6 +8,7 @@ form and every cookie-authenticated API write carries the session's CSRF token.
 """
 
 import datetime as dt
+import hmac
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from worker.console import actions, queries
-from worker.console.auth import Operator, authenticate, operator_for_token
+from worker.console.auth import Operator, authenticate, can_act, operator_for_token
 from worker.db.engine import Database
 from worker.settings import Settings
 from worker.web import sessions
@@ -134,10 +135,11 @@ def create_app(
 
     def api_actor(request: Request, op: Annotated[Operator, Depends(api_operator)]) -> Operator:
         """API writes: an operator; a cookie session must also send X-CSRF-Token."""
-        if not getattr(request.state, "csrf_exempt", False):
-            sent = request.headers.get("x-csrf-token", "")
-            if not sent or sent != request.state.session.csrf:
-                raise HTTPException(403, "CSRF token missing or wrong (X-CSRF-Token header)")
+        exempt = getattr(request.state, "csrf_exempt", False)  # a bearer token, no cookie
+        if not exempt and not _same(
+            request.headers.get("x-csrf-token", ""), request.state.session.csrf
+        ):
+            raise HTTPException(403, "CSRF token missing or wrong (X-CSRF-Token header)")
         if not op.may_act:
             raise HTTPException(403, f"{op.name} is a {op.role}; only operators act")
         return op
@@ -164,7 +166,7 @@ def create_app(
             name,
             {
                 "op": session,
-                "may_act": session.role == "operator",
+                "may_act": can_act(session.role),
                 "csrf": session.csrf,
                 "msg": request.query_params.get("msg"),
                 "err": request.query_params.get("err"),
@@ -204,7 +206,7 @@ def create_app(
         form = await request.form()
         sent, cookie = str(form.get("csrf_token", "")), request.cookies.get(sessions.LOGIN_COOKIE)
         target = _safe_next(str(form.get("next", "/")))
-        if not cookie or sent != cookie:
+        if not cookie or not _same(sent, cookie):
             return RedirectResponse("/login?next=" + urllib.parse.quote(target), status_code=303)
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         op = await run_in_threadpool(authenticate, settings.web_users, name, password)
@@ -230,7 +232,7 @@ def create_app(
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request, session: PageSession) -> Response:
         form = await request.form()
-        if str(form.get("csrf_token", "")) != session.csrf:
+        if not _same(str(form.get("csrf_token", "")), session.csrf):
             raise HTTPException(403, "CSRF token missing or wrong")
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(sessions.COOKIE, path="/")
@@ -587,7 +589,7 @@ def create_app(
             referer = urllib.parse.urlsplit(request.headers.get("referer", "/"))
             fallback = referer.path + (f"?{referer.query}" if referer.query else "")
             back = _safe_next(str(form.pop("back", "") or fallback or "/"))
-            if str(form.pop("csrf_token", "")) != session.csrf:
+            if not _same(str(form.pop("csrf_token", "")), session.csrf):
                 raise HTTPException(403, "CSRF token missing or wrong; reload the page")
             args = {**request.path_params, **{k: str(v) for k, v in form.items()}}
             op = Operator(session.name, session.role)  # type: ignore[arg-type]
@@ -630,6 +632,11 @@ def create_app(
         lambda j: f"sending again as {j['job_id']}",
     )
     return app
+
+
+def _same(sent: str, expected: str) -> bool:
+    """A CSRF token check in constant time (an empty token never matches)."""
+    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def _time(value: str | None) -> dt.datetime | None:
