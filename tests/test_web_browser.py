@@ -24,7 +24,13 @@ from worker.scheduler import Scheduler
 from worker.web.app import create_app
 from worker.web.server import ConsoleServer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's chromium (.ci/run installs it); MMW_CHROMIUM or Chrome elsewhere (GitHub's runners).
+CHROMIUM = (
+    os.environ.get("MMW_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("google-chrome")
+    or "/usr/bin/chromium"
+)
 SHOTS = Path(os.environ.get("MMW_WEB_SCREENSHOTS", Path(__file__).parent / "artifacts" / "web"))
 ARGS = [
     "--headless",
