@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         description="Mark session cookies Secure (set it when the console is served over https).",
     )
     web_session_hours: float = Field(default=12.0, description="A console session lasts this long.")
+    operator: str | None = Field(
+        default=None,
+        description="Who `mmw` actions are recorded as in audit_log (default cli:<OS user>).",
+    )
 
     # --- Integrations: base URLs (point these at the sandboxes in dev and tests) ----------------
     graph_base_url: str = Field(

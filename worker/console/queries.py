@@ -35,10 +35,13 @@ __all__ = [
     "Page",
     "Query",
     "approvals",
+    "audit_query",
+    "audit_trail",
     "console_queries",
     "decode_cursor",
     "encode_cursor",
     "failed_count",
+    "failed_query",
     "job_page",
     "list_jobs",
     "live_workers",
@@ -275,6 +278,27 @@ def audit_query(resource_id: str, limit: int = 100) -> Query:
     )
 
 
+def audit_trail(
+    db: Database, resource_id: str, *, limit: int = 100, job: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A resource's audit entries, newest first (``mmw audit``, the job page): for a job, also
+    the entries of state changes not yet moved from its outbox to ``audit_log`` (worker.audit).
+    ``job`` is the job's document when the caller has read it already."""
+    if job is None:
+        job = Query(
+            "job_outbox",
+            names.SCHEDULED_JOBS,
+            {"job_id": resource_id},
+            limit=1,
+            projection={names.AUDIT_OUTBOX: 1},
+        ).first(db)
+    waiting = [
+        {**entry, "resource_id": resource_id, "in_outbox": True}
+        for entry in reversed((job or {}).get(names.AUDIT_OUTBOX) or [])
+    ]
+    return (waiting + audit_query(resource_id, limit).find(db))[:limit]
+
+
 def zone_of(job: dict[str, Any]) -> ZoneInfo:
     try:
         return ZoneInfo((job.get("schedule") or {}).get("timezone") or "UTC")
@@ -302,15 +326,10 @@ def job_page(db: Database, job_id: str, now: dt.datetime) -> dict[str, Any] | No
     if job is None:
         return None
     history = list(reversed(job.get("history") or []))
-    # entries of state changes not yet moved from the job's outbox to audit_log (worker.audit)
-    waiting = [
-        {**entry, "resource_id": job_id, "in_outbox": True}
-        for entry in reversed(job.get(names.AUDIT_OUTBOX) or [])
-    ]
     return {
         "job": job,
         "history": history,
-        "audit": waiting + audit_query(job_id).find(db),
+        "audit": audit_trail(db, job_id, job=job),
         "next_fires": next_fires(job, now),
         "zone": zone_of(job).key,
     }

@@ -11,11 +11,9 @@ import datetime as dt
 import hmac
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from bson import ObjectId
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.console import actions, queries
 from worker.console.auth import Operator, authenticate, can_act, operator_for_token
+from worker.console.encoding import to_json
 from worker.db.engine import Database
 from worker.settings import Settings
 from worker.web import sessions
@@ -34,21 +33,6 @@ __all__ = ["create_app", "duration", "to_json"]
 HERE = Path(__file__).parent
 Clock = Callable[[], dt.datetime]
 Heartbeats = Callable[[dt.datetime], list[dict[str, Any]]]
-
-
-def to_json(value: Any) -> Any:
-    """Documents as JSON: times in ISO 8601, ObjectIds as strings, dataclasses as objects."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
-    if isinstance(value, ObjectId):
-        return str(value)
-    if hasattr(value, "__dataclass_fields__"):
-        return to_json(asdict(value))
-    return value
 
 
 # ----------------------------------------------------------------------------- request bodies
