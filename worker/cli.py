@@ -398,6 +398,53 @@ def jobs() -> None:
     """Submit, inspect and operate jobs."""
 
 
+@jobs.command("submit")
+@click.argument("job_type")
+@click.option("--user", "user_id", required=True, help="Owner user_id.")
+@click.option("--payload", default="{}", help="Payload as JSON.")
+@click.option("--at", "execute_at", help="One-off due time, ISO 8601 (default now).")
+@click.option("--cron", help="Recurring: a 5-field cron expression.")
+@click.option("--tz", "timezone", help="IANA time zone of the cron expression.")
+@click.option("--catch-up", type=click.Choice(["once", "skip", "all"]))
+@click.option("--overlap", type=click.Choice(["skip", "buffer", "allow"]))
+@click.option("--max-attempts", type=int)
+@click.option("--idempotency-key")
+def jobs_submit(
+    job_type: str,
+    user_id: str,
+    payload: str,
+    execute_at: str | None,
+    cron: str | None,
+    timezone: str | None,
+    catch_up: Any,
+    overlap: Any,
+    max_attempts: int | None,
+    idempotency_key: str | None,
+) -> None:
+    """Submit a job; prints its job_id."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--payload is not JSON: {exc}") from None
+    try:
+        job = api.submit(
+            _db(_settings()),
+            job_type=job_type,
+            user_id=user_id,
+            payload=body,
+            execute_at=_parse_time(execute_at),
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
+            overlap=overlap,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+    except (api.InvalidJob, api.JobConflict) as exc:
+        raise _fail(exc) from None
+    click.echo(job["job_id"])
+
+
 def _job_type(value: str | None, *, stored_ok: bool = False) -> str | None:
     """``value`` if it is a registered job type (plugins loaded first), else a usage error that
     lists them; with ``stored_ok`` an unknown name is only noted (hand-written documents of a
@@ -771,7 +818,8 @@ def jobs_retry(
         )
         if v is not None
     )
-    click.echo(f"{count} failed jobs match{f' ({described})' if described else ''}:")
+    matching = "1 failed job matches" if count == 1 else f"{count} failed jobs match"
+    click.echo(f"{matching}{f' ({described})' if described else ''}:")
     for line in _job_rows(sample):
         click.echo("  " + line)
     if count > len(sample):
