@@ -881,8 +881,8 @@ def _pause(paused: bool, target: dict[str, str], reason: str) -> None:
 
     settings = _settings()
     ((kind, value),) = target.items()
-    if kind == "job_type":
-        _job_type(value)
+    if kind == "job_type":  # a pause of a type nobody registers any more may still be lifted
+        _job_type(value, stored_ok=not paused)
     database, op = _db(settings), _operator(settings)
     act = actions.pause if paused else actions.resume
     _act(lambda: act(database, op, kind, value, reason, dt.datetime.now(dt.UTC)))
