@@ -157,7 +157,7 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
             {
                 "user_id": USER,
                 "campaign_id": "camp_1",
-                "date": clock.now,
+                "date": clock.now - dt.timedelta(days=i),  # one rollup per day (unique)
                 "metrics": {
                     "social": {"total_reach": 1000 * i, "total_engagement": 40},
                     "crm": {"revenue": 750.0},

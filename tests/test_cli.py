@@ -92,6 +92,26 @@ def test_next_fires_pause_resume_retry(mmw, db):
     assert job_id in mmw("jobs", "list", "--status", "pending")
 
 
+def test_retry_all_failed_skips_a_malformed_document_and_requeues_the_rest(mmw, db):
+    good = mmw("jobs", "submit", "noop", "--user", "u1").strip()
+    db.scheduled_jobs.update_one({"job_id": good}, {"$set": {"status": "failed"}})
+    db.scheduled_jobs.insert_one(
+        {
+            "job_id": "hand-1",
+            "user_id": "u1",
+            "job_type": "noop",
+            "status": "failed",
+            "schedule": "tomorrow at nine",
+            "error": "invalid schedule",
+        }
+    )
+    output = mmw("jobs", "retry", "--all-failed", "--reason", "r", "--yes", ok=False)  # 1 skipped
+    assert "2 failed jobs match" in output and "requeued 1 of 2" in output
+    assert "job 'hand-1' has a malformed schedule (string, not an object)" in output
+    assert db.scheduled_jobs.find_one({"job_id": good})["status"] == "pending"
+    assert db.scheduled_jobs.find_one({"job_id": "hand-1"})["schedule"] == "tomorrow at nine"
+
+
 def test_approvals_approve(mmw, db):
     db.approval_requests.insert_one(
         {

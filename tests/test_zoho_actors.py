@@ -98,6 +98,8 @@ def test_revoked_refresh_token_breaks_the_connection(
     server, state = zoho
     refresh_token = connect(db, state)
     state.revoke(refresh_token)
+    # Another app may store integrations: null (MongoDB refuses integrations.x under it).
+    db[names.SETTINGS].update_one({"user_id": USER}, {"$set": {"integrations": None}})
     first = submit_and_run(runner, "zoho_sync", USER, {"modules": ["Contacts"]})
     assert first["status"] == "failed" and "reconnect Zoho" in first["error"]
     assert refresh_token not in first["error"]

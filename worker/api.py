@@ -15,6 +15,8 @@ from pymongo.errors import DuplicateKeyError
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.rules import type_name
+from worker.db.writes import upsert_retrying
 from worker.schedule import next_fire, upcoming_fires
 from worker.states import JobStatus
 from worker.validation import InvalidJob, validate_job
@@ -197,9 +199,17 @@ def retry(
         raise JobConflict(f"no job {job_id!r}")
     if current.get("status") != JobStatus.FAILED.value:
         raise JobConflict(f"job {job_id!r} is {current.get('status')}; only failed jobs retry")
-    run_at = current.get("run_at") or (current.get("schedule") or {}).get("execute_at")
+    schedule = current.get("schedule")
+    if not isinstance(schedule, dict):
+        # ``schedule.execute_at`` cannot be set under a non-object (MongoDB: code 28), and
+        # replacing what the document's author wrote would hide the mistake.
+        raise JobConflict(
+            f"job {job_id!r} has a malformed schedule ({type_name(schedule)}, not an "
+            "object): fix the document, then retry"
+        )
+    run_at = current.get("run_at") or schedule.get("execute_at")
     updated = db[names.SCHEDULED_JOBS].find_one_and_update(
-        {"job_id": job_id, "status": JobStatus.FAILED.value},
+        {"job_id": job_id, "status": JobStatus.FAILED.value, "schedule": {"$type": "object"}},
         {
             "$set": {
                 "status": JobStatus.PENDING.value,
@@ -252,7 +262,8 @@ def pause(
             raise JobConflict(f"no job {job_id!r}")
     else:
         kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
-        db[names.JOB_CONTROLS].update_one(
+        upsert_retrying(
+            db[names.JOB_CONTROLS].update_one,
             {"kind": kind, "value": value},
             {"$set": {"paused": paused, "reason": reason, "set_by": actor, "updated_at": now}},
             upsert=True,

@@ -865,6 +865,27 @@ def jobs_next(job_id: str, count: int, as_json: bool) -> None:
         click.echo(f"{row['utc']}  ({row['local']} {row['zone']})")
 
 
+@jobs.command("check-cron")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of lines.")
+def jobs_check_cron(as_json: bool) -> None:
+    """Recurring jobs whose cron expression is refused now or fires differently (exit 1 if any)."""
+    from worker.cron_review import review_stored_jobs
+
+    rows = review_stored_jobs(_db(_settings()), dt.datetime.now(dt.UTC))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        for row in rows:
+            for reason in row["reasons"]:
+                click.echo(
+                    f"{row['job_id']}  '{row['cron_expression']}' ({row['timezone']}): {reason}"
+                )
+        if not rows:
+            click.echo("no stored cron expression changed meaning")
+    if rows:
+        sys.exit(1)
+
+
 def _target(job_id: str | None, user_id: str | None, job_type: str | None) -> dict[str, str]:
     named = {
         k: v

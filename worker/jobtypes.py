@@ -75,6 +75,8 @@ class DeliverWebhookPayload(Payload):
     event: str
     event_id: str
     data: dict = Field(default_factory=dict)
+    #: HMAC by which ``emit_event`` proves the event is the platform's (worker.webhooks).
+    seal: str = Field(default="", max_length=64)
 
 
 class RunCampaignPayload(Payload):

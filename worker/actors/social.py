@@ -531,11 +531,11 @@ def sync_social_metrics(ctx: JobContext) -> dict[str, Any]:
                 for key in METRIC_KEYS:
                     totals[key] += metrics.get(key, 0)
             if fields:
-                now = ctx.now()
-                analytics = {f"analytics.{k}": v for k, v in totals.items()}
+                # The whole object: ``analytics`` may be null on a post written elsewhere, and
+                # MongoDB refuses ``analytics.<key>`` under null (code 28).
+                analytics = {**totals, "last_synced": ctx.now()}
                 ctx.db[names.SOCIAL_POSTS].update_one(
-                    {"_id": post["_id"]},
-                    {"$set": {**fields, **analytics, "analytics.last_synced": now}},
+                    {"_id": post["_id"]}, {"$set": {**fields, "analytics": analytics}}
                 )
                 synced += 1
     if retry and not synced:

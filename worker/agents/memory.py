@@ -24,6 +24,7 @@ from worker.agents.embeddings import Embedder
 from worker.agents.vectors import top_k
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 from worker.settings import Settings
 
 __all__ = ["Memory", "MemoryStore", "vector_search_pipeline"]
@@ -123,7 +124,8 @@ class MemoryStore:
         key = "|".join([collection, *map(str, scope.values()), memory_type, content])
         memory_id = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
         now = self._now()
-        self._db[collection].update_one(
+        upsert_retrying(
+            self._db[collection].update_one,
             {"memory_id": memory_id, **scope},
             {
                 "$setOnInsert": {

@@ -33,6 +33,7 @@ from worker.agents.schemas import (
 )
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 from worker.settings import Settings
 
 __all__ = [
@@ -159,7 +160,8 @@ def content_writer(run: AgentRun) -> Work:
     ids = []
     for index, piece in enumerate(answer.output.pieces):
         content_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.CONTENT_LIBRARY].update_one(
+        upsert_retrying(
+            run.db[names.CONTENT_LIBRARY].update_one,
             {"content_id": content_id, "user_id": run.user_id},
             {
                 "$set": {
@@ -239,7 +241,8 @@ def social_media_manager(run: AgentRun) -> Work:
             skipped.append(draft.platform)
             continue
         post_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.SOCIAL_POSTS].update_one(
+        upsert_retrying(
+            run.db[names.SOCIAL_POSTS].update_one,
             {"post_id": post_id, "user_id": run.user_id},
             {
                 "$set": {
@@ -309,7 +312,8 @@ def email_marketer(run: AgentRun) -> Work:
     ids = []
     for index, draft in enumerate(answer.output.emails):
         email_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.EMAIL_CAMPAIGNS].update_one(
+        upsert_retrying(
+            run.db[names.EMAIL_CAMPAIGNS].update_one,
             {"campaign_id": email_id, "user_id": run.user_id},
             {
                 "$set": {

@@ -1,13 +1,26 @@
 """Every index: the schema's initialization script plus what the worker's queries need.
 
 ``ensure_indexes`` is idempotent (``create_index`` with the same spec is a no-op), so
-``mmw db init`` can run on every deploy.
+``mmw db init`` can run on every deploy; an index whose options changed here (the sparse
+``idempotency_key`` index that became partial) is dropped and created again.
+
+Rules for unique indexes (MongoDB indexes a missing field as null, so without a filter two
+documents lacking the field collide):
+
+* every upsert's key has a unique index, so two workers upserting at once make one document
+  (the loser's DuplicateKeyError is retried by :func:`worker.db.writes.upsert_retrying`);
+* a unique index on a field other writers may leave out is partial on ``{field: {$type:
+  "string"}}`` (:func:`_only_strings`), never sparse: a sparse index still indexes an explicit
+  null, so two documents with ``field: null`` collide there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from pymongo.errors import OperationFailure
+from pymongo.operations import IndexModel
 
 from worker.db import names
 from worker.db.engine import Database
@@ -27,6 +40,15 @@ class IndexSpec:
 
 def _ix(collection: str, *keys: tuple[str, int], why: str = "schema", **options: Any) -> IndexSpec:
     return IndexSpec(collection, tuple(keys), options, why)
+
+
+def _only_strings(*fields: str) -> dict[str, Any]:
+    """The partial filter of a unique index on optional fields: only documents holding strings."""
+    return {"partialFilterExpression": {f: {"$type": "string"} for f in fields}}
+
+
+#: MongoDB's codes for "an index of this name (or these keys) exists with other options".
+_OPTIONS_CONFLICT = {85, 86}
 
 
 INDEXES: tuple[IndexSpec, ...] = (
@@ -101,8 +123,8 @@ INDEXES: tuple[IndexSpec, ...] = (
         names.SCHEDULED_JOBS,
         ("idempotency_key", ASC),
         unique=True,
-        sparse=True,
-        why="a retried submit creates one job",
+        **_only_strings("idempotency_key"),
+        why="a retried submit creates one job (optional field: partial, not sparse)",
     ),
     _ix(
         names.SCHEDULED_JOBS,
@@ -194,6 +216,33 @@ INDEXES: tuple[IndexSpec, ...] = (
         sparse=True,
         why="console: review queue of sends not confirmed",
     ),
+    _ix(
+        names.ANALYTICS_DATA,
+        ("user_id", ASC),
+        ("campaign_id", ASC),
+        ("date", ASC),
+        unique=True,
+        why="the rollup upserts one document per (user, campaign or null, day)",
+    ),
+    *(
+        _ix(
+            collection,
+            ("memory_id", ASC),
+            unique=True,
+            **_only_strings("memory_id"),
+            why="memories are upserted by a content-derived memory_id (apps may omit it)",
+        )
+        for collection in (names.USER_MEMORY, names.AGENT_MEMORY, names.GLOBAL_MEMORY)
+    ),
+    _ix(
+        names.SOCIAL_ACCOUNTS,
+        ("user_id", ASC),
+        ("platform", ASC),
+        ("account_id", ASC),
+        unique=True,
+        **_only_strings("user_id", "platform", "account_id"),
+        why="connected accounts are upserted by (user, platform, account)",
+    ),
 )
 
 
@@ -209,6 +258,13 @@ def ensure_indexes(db: Database) -> list[str]:
         options = dict(spec.options)
         if db.kind == "embedded":
             options.pop("expireAfterSeconds", None)
-        name = db[spec.collection].create_index(list(spec.keys), **options)
+        collection = db[spec.collection]
+        try:
+            name = collection.create_index(list(spec.keys), **options)
+        except OperationFailure as exc:
+            if exc.code not in _OPTIONS_CONFLICT and "different options" not in str(exc):
+                raise
+            collection.drop_index(IndexModel(list(spec.keys), **options).document["name"])
+            name = collection.create_index(list(spec.keys), **options)
         created.append(f"{spec.collection}.{name}")
     return created

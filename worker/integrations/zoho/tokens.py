@@ -27,6 +27,7 @@ import httpx2
 from pymongo import ReturnDocument
 
 from worker.db import names
+from worker.db.writes import set_nested
 from worker.errors import RetryLater, TokenExpired
 from worker.integrations.zoho.datacenters import data_center
 from worker.integrations.zoho.oauth import (
@@ -235,9 +236,12 @@ class ZohoTokenStore:
                 }
             },
         )
-        self._settings_col.update_one(
+        set_nested(
+            self._settings_col,
             {"user_id": self.user_id},
-            {"$set": {"integrations.zoho_connected": False, "updated_at": now}},
+            "integrations.zoho_connected",
+            False,
+            also={"updated_at": now},
             upsert=True,
         )
         if self._on_disconnect is not None:
