@@ -255,6 +255,7 @@ def test_every_read_command_prints_one_json_document_with_iso_times(mmw, db):
     assert status["jobs_by_status"]["failed"] == 1 and status["jobs_by_status"]["pending"] == 1
     dry = mmw.json("scheduler", "--once", "--dry-run")
     assert dry["would_claim"] == 0  # u1 is paused: the claim would take nothing
+    assert mmw.json("jobs", "check-cron") == []  # its --json: one document too
     _iso(dry["now"])
 
 
