@@ -255,6 +255,7 @@ def test_every_read_command_prints_one_json_document_with_iso_times(mmw, db):
     assert status["jobs_by_status"]["failed"] == 1 and status["jobs_by_status"]["pending"] == 1
     dry = mmw.json("scheduler", "--once", "--dry-run")
     assert dry["would_claim"] == 0  # u1 is paused: the claim would take nothing
+    assert dry["held_by_pauses"] == 0  # its jobs are not due yet
     assert mmw.json("jobs", "check-cron") == []  # its --json: one document too
     _iso(dry["now"])
 
@@ -440,6 +441,7 @@ def test_scheduler_dry_run_judges_like_a_poll_and_changes_nothing(mmw, db, setti
     assert decided["missed"]["decision"] == "skip" and decided["missed"]["missed"] > 800
     assert _iso(decided["missed"]["next_due"]) > now
     assert report["decisions"] == {"dispatch": 1, "too_late": 1, "invalid": 1, "skip": 1}
+    assert report["held_by_pauses"] == 1
     human = mmw("scheduler", "--once", "--dry-run")
     assert "would claim 4" in human and "nothing was changed" in human
     assert "typo: " in human and "too_late 1" in human
@@ -495,7 +497,7 @@ def test_dry_run_judge_matches_the_scheduler(db, settings, clock):
             for job_id, schedule, job_type in docs
         ]
     )
-    preview = {v.job_id: v.decision for v in preview_poll(db, settings, now)}
+    preview = {v.job_id: v.decision for v in preview_poll(db, settings, now).verdicts}
     broker = build_broker(settings)
     report = Scheduler(db, broker, settings, clock=clock).tick(now)
     assert report.claimed == len(docs)

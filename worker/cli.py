@@ -238,11 +238,17 @@ def _dry_run(settings: Settings, as_json: bool) -> None:
     from worker.poll_preview import preview_poll
 
     now = dt.datetime.now(dt.UTC)
-    verdicts = preview_poll(_db(settings), settings, now)
+    preview = preview_poll(_db(settings), settings, now)
+    verdicts = preview.verdicts
     counts: dict[str, int] = {}
     for verdict in verdicts:
         counts[verdict.decision] = counts.get(verdict.decision, 0) + 1
-    summary = {"now": now, "would_claim": len(verdicts), "decisions": counts}
+    summary = {
+        "now": now,
+        "would_claim": len(verdicts),
+        "decisions": counts,
+        "held_by_pauses": preview.held,
+    }
     if as_json:
         click.echo(dump({**summary, "items": verdicts, "next_cursor": None}))
         return
@@ -271,6 +277,8 @@ def _dry_run(settings: Settings, as_json: bool) -> None:
         if verdict.reason:
             click.echo(f"{verdict.job_id}: {verdict.reason}")
     click.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing is due")
+    if preview.held:
+        click.echo(f"{preview.held} due jobs are held by pauses (`mmw pauses list`)")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -20,7 +20,7 @@ from worker.schedule import Overlap, plan_due
 from worker.settings import Settings
 from worker.validation import InvalidJob, validate_job
 
-__all__ = ["Verdict", "judge", "preview_poll"]
+__all__ = ["HELD_COUNT_LIMIT", "PollPreview", "Verdict", "judge", "preview_poll"]
 
 #: What the claim reads of each document (its run history is not needed to decide).
 _FIELDS = {"history": 0, "result": 0, names.AUDIT_OUTBOX: 0}
@@ -98,23 +98,39 @@ def judge(
         return Verdict(**base, decision="invalid", reason=f"scheduler error: {exc}")
 
 
-def preview_poll(db: Database, settings: Settings, now: dt.datetime) -> list[Verdict]:
+@dataclass(frozen=True)
+class PollPreview:
+    """The next claim's jobs with their verdicts, and how many due jobs pauses hold back."""
+
+    verdicts: list[Verdict]
+    held: int
+
+
+#: Most due jobs counted as held by pauses (an index count; beyond it "at least").
+HELD_COUNT_LIMIT = 100_000
+
+
+def preview_poll(db: Database, settings: Settings, now: dt.datetime) -> PollPreview:
     """The jobs the next claim would take (paused ones are not taken) and each decision."""
     controls = db[names.JOB_CONTROLS].find({"paused": True}, {"kind": 1, "value": 1})
     users = [c["value"] for c in controls if c.get("kind") == "user"]
     types = [c["value"] for c in controls if c.get("kind") == "job_type"]
-    due = db[names.SCHEDULED_JOBS].find(
-        JobStore.due_query(now, users, types),
-        _FIELDS,
-        sort=[("schedule.execute_at", 1)],
-        limit=settings.claim_batch_size,
+    jobs = db[names.SCHEDULED_JOBS]
+    query = JobStore.due_query(now, users, types)
+    due = jobs.find(
+        query, _FIELDS, sort=[("schedule.execute_at", 1)], limit=settings.claim_batch_size
     )
     zones = _user_timezones(db, due)
     grace = dt.timedelta(seconds=settings.misfire_grace_seconds)
-    return [
+    verdicts = [
         judge(job, now, grace=grace, default_timezone=zones.get(str(job.get("user_id"))))
         for job in due
     ]
+    all_due = {"status": query["status"], "schedule.execute_at": query["schedule.execute_at"]}
+    held = jobs.count_documents(all_due, limit=HELD_COUNT_LIMIT) - jobs.count_documents(
+        query, limit=HELD_COUNT_LIMIT
+    )
+    return PollPreview(verdicts, max(held, 0))
 
 
 def _user_timezones(db: Database, jobs: list[dict[str, Any]]) -> dict[str, str | None]:
