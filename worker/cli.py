@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,10 @@ from worker.db.engine import Database
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
 from worker.states import JobStatus
+
+if TYPE_CHECKING:
+    from worker.console.auth import Operator
+    from worker.console.queries import JobFilter
 
 
 def _settings() -> Settings:
@@ -472,7 +476,7 @@ def _job_type(value: str | None, *, stored_ok: bool = False) -> str | None:
     )
 
 
-def _operator(settings: Settings) -> Any:
+def _operator(settings: Settings) -> Operator:
     """Who the CLI acts as: ``MMW_OPERATOR``, else ``cli:<OS user>`` (kept in audit_log)."""
     import getpass
 
@@ -546,7 +550,7 @@ def _job_rows(jobs: list[dict[str, Any]]) -> list[str]:
 
 
 def _list_page(
-    filt: Any, after: str | None, limit: int, as_json: bool, *, settings: Settings
+    filt: JobFilter, after: str | None, limit: int, as_json: bool, *, settings: Settings
 ) -> None:
     """One page of jobs (the console's list query), for people or as JSON."""
     from worker.console import queries
