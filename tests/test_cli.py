@@ -74,6 +74,12 @@ def test_clear_errors_for_bad_input(mmw):
     assert "no job 'missing'" in mmw("jobs", "show", "missing", ok=False)
     assert "name exactly one" in mmw("jobs", "pause", "--reason", "r", ok=False)
     assert "Missing option '--reason'" in mmw("jobs", "cancel", "job_1", code=2)
+    assert "'refresh_zoho_tokens' is internal" in mmw(
+        "jobs", "submit", "refresh_zoho_tokens", "--user", "u", ok=False
+    )
+    assert "field 'payload' must be an object, got list" in mmw(
+        "jobs", "submit", "noop", "--user", "u", "--payload", "[]", ok=False
+    )
 
 
 def test_next_fires_pause_resume_retry(mmw, db):
@@ -138,7 +144,9 @@ def test_approvals_approve(mmw, db):
 
 
 def test_db_init_and_status(mmw):
-    assert "indexes ensured" in mmw("db", "init")
+    first = mmw("db", "init")
+    assert "indexes ensured" in first and "platform:refresh_zoho_tokens" in first
+    assert "none (all present)" in mmw("db", "init")
     assert "embedded" in mmw("db", "status") or "mongodb" in mmw("db", "status")
 
 

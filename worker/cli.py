@@ -160,13 +160,19 @@ def db() -> None:
 
 @db.command("init")
 def db_init() -> None:
-    """Create every collection index (idempotent: run it on every deploy)."""
+    """Create every collection index and the platform's own recurring jobs (idempotent: run it
+    on every deploy)."""
     from worker.db.indexes import ensure_indexes
 
     settings = _settings()
     database = _db(settings, create=True)
     created = ensure_indexes(database)
     click.echo(f"{len(created)} indexes ensured on {_where(settings, database)}")
+    jobs = api.ensure_platform_jobs(database)
+    click.echo(f"platform jobs created: {', '.join(jobs) or 'none (all present)'}")
+    legacy = api.adopt_legacy_internal_jobs(database)
+    if legacy:
+        click.echo(f"{legacy} unfinished internal jobs from before origin marked as the platform's")
 
 
 @db.command("status")

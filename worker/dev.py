@@ -234,6 +234,7 @@ def run_dev(
         settings = apis.settings
     db = get_database(settings)
     ensure_indexes(db)
+    api.ensure_platform_jobs(db)
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
     runner = build_runner(db, settings)

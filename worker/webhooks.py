@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from worker.api import submit
+from worker.api import submit_platform_job
 from worker.db import names
 from worker.integrations.webhooks import InvalidSecret, event_seal
 from worker.redact import redact
@@ -89,7 +89,7 @@ def emit_event(
     for hook in hooks:
         if not subscribed(hook.get("events"), event):
             continue
-        job = submit(
+        job = submit_platform_job(
             db,
             job_type="deliver_webhook",
             user_id=user_id,

@@ -40,6 +40,7 @@ from worker.integrations.webhooks import (
     valid_seal,
 )
 from worker.jobtypes import DeliverWebhookPayload
+from worker.tenancy import require_owner
 from worker.webhooks import subscribed, webhook_secret
 
 __all__ = ["NETWORK", "deliver_webhook"]
@@ -102,9 +103,11 @@ def deliver_webhook(ctx: JobContext) -> dict[str, Any]:
     payload = ctx.payload
     assert isinstance(payload, DeliverWebhookPayload)
     hooks = ctx.db[names.WEBHOOKS]
-    hook = hooks.find_one({"webhook_id": payload.webhook_id, "user_id": ctx.user_id})
-    if hook is None:
-        raise PermanentFailure(f"webhook {payload.webhook_id} not found")
+    hook = require_owner(
+        hooks.find_one({"webhook_id": payload.webhook_id}),
+        ctx.user_id,
+        f"webhook {payload.webhook_id}",
+    )
     if not hook.get("active") or not subscribed(hook.get("events"), payload.event):
         return {"webhook_id": payload.webhook_id, "skipped": "inactive or unsubscribed"}
     secret = webhook_secret(hook)

@@ -38,6 +38,7 @@ from pymongo import ReturnDocument
 from worker import api
 from worker.actors.lifecycle import JobContext, LeaseLost
 from worker.agents import approvals, plan
+from worker.agents.brief import brief_problems
 from worker.agents.embeddings import build_embedder
 from worker.agents.llm import LLM, LLMRequest, build_llm, render_context
 from worker.agents.memory import MemoryStore
@@ -192,6 +193,7 @@ class Orchestrator:
         copied to the campaign, so every agent reads the same brief)."""
         brief = self.campaign.get("brief")
         if brief:
+            self._check_brief(brief)
             return brief
         conversation = self.db[names.CONVERSATIONS].find_one(
             {"conversation_id": self.campaign.get("conversation_id"), "user_id": self.user_id}
@@ -204,8 +206,17 @@ class Orchestrator:
             )
             self._set_campaign(["planning"], status="failed", error=reason)
             raise PermanentFailure(reason)
+        self._check_brief(brief)
         self._set_campaign(["planning"], brief=brief)
         return brief
+
+    def _check_brief(self, brief: Any) -> None:
+        """A brief over the limits (``agents.brief``) fails the campaign before any agent."""
+        problems = brief_problems(brief)
+        if problems:
+            reason = f"campaign {self.campaign_id!r} brief over the limits: " + "; ".join(problems)
+            self._set_campaign(["planning"], status="failed", error=reason)
+            raise PermanentFailure(reason)
 
     def _make_plan(self) -> None:
         brief = self._brief()

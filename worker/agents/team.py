@@ -135,11 +135,14 @@ def strategist(run: AgentRun) -> Work:
         agent_name="strategist",
         metadata={"category": "strategy", "campaign_id": run.campaign_id},
     )
-    run.memory.remember_agent(
-        "strategist",
+    # The positioning is this customer's text: it is a learning of this user's only. Shared
+    # memory (agent_memory, global_memory) never receives anything from a user's run.
+    run.memory.remember_user(
+        run.user_id,
         f"Objective '{run.brief.get('objective', '')}': {brief.positioning}",
-        memory_type="learning",
-        metadata={"use_count": 0, "category": "positioning"},
+        memory_type="insight",
+        agent_name="strategist",
+        metadata={"category": "positioning", "campaign_id": run.campaign_id},
     )
     return Work({"strategy": _dump(brief), "llm": _llm_record(answer)})
 
