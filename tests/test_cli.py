@@ -340,7 +340,7 @@ def test_bulk_retry_previews_asks_and_records_the_operator(mmw, db, monkeypatch)
     other = _seed_failed(db, 1, job_type="sync_analytics")
     before = db.scheduled_jobs.find({}, sort=[("job_id", 1)])
 
-    dry = mmw("jobs", "retry", "--all-failed", "--type", "noop", "--reason", "r", "--dry-run")
+    dry = mmw("jobs", "retry", "--all-failed", "--type", "noop", "--dry-run")
     assert "3 failed jobs match (type=noop)" in dry and "dry run: nothing changed" in dry
     assert all(job_id in dry for job_id in noop) and other[0] not in dry
     asked = mmw(

@@ -777,7 +777,7 @@ _SAMPLE = 10
 @click.argument("job_ids", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Every failed job matching the filters.")
 @_filter_options
-@_reason_option
+@click.option("--reason", help="Why (kept in audit_log with your name); not with --dry-run.")
 @click.option("--yes", is_flag=True, help="Do it without asking (bulk).")
 @click.option(
     "--dry-run", is_flag=True, help="Show what --all-failed would requeue; change nothing."
@@ -789,7 +789,7 @@ def jobs_retry(
     user_id: str | None,
     due_after: dt.datetime | None,
     due_before: dt.datetime | None,
-    reason: str,
+    reason: str | None,
     yes: bool,
     dry_run: bool,
 ) -> None:
@@ -808,11 +808,13 @@ def jobs_retry(
         raise click.UsageError("name job ids or use --all-failed (not both)")
     if job_ids and (filters or dry_run):
         raise click.UsageError("--type, --user, --due-* and --dry-run go with --all-failed")
+    if not reason and not dry_run:
+        raise click.UsageError("Missing option '--reason' (kept in audit_log with your name)")
     if job_ids:
         failures = 0
         for job_id in job_ids:
             try:
-                actions.retry_job(database, op, job_id, reason, now)
+                actions.retry_job(database, op, job_id, reason or "", now)
                 click.echo(f"requeued {job_id}")
             except actions.ActionError as exc:
                 failures += 1
@@ -847,7 +849,9 @@ def jobs_retry(
         return
     if not yes:
         click.confirm(f"requeue these {count} jobs?", abort=True)
-    result = _act(lambda: actions.retry_matching(database, op, filt, reason, now, expected=count))
+    result = _act(
+        lambda: actions.retry_matching(database, op, filt, reason or "", now, expected=count)
+    )
     click.echo(f"requeued {result['requeued']} of {result['matched']}")
     for problem in result["skipped"]:
         click.echo(f"skipped: {problem}", err=True)
