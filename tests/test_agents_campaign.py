@@ -157,7 +157,7 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
             {
                 "user_id": USER,
                 "campaign_id": "camp_1",
-                "date": clock.now,
+                "date": clock.now - dt.timedelta(days=i),  # one rollup per day (unique)
                 "metrics": {
                     "social": {"total_reach": 1000 * i, "total_engagement": 40},
                     "crm": {"revenue": 750.0},
@@ -278,10 +278,11 @@ def test_brief_to_scheduled_posts_and_email(db: Database, runner: Runner, clock:
     assert all(
         e["conversation_id"] == "conv_camp_1" for e in db.agent_events.find({"user_id": USER})
     )
-    # Memory: the strategist and analyst remembered insights for this user only.
-    assert db.user_memory.count_documents({"user_id": USER}) == 2
+    # Memory: the strategist (insight, positioning) and the analyst remembered for this user
+    # only; shared memory receives nothing from a user's run.
+    assert db.user_memory.count_documents({"user_id": USER}) == 3
     assert db.user_memory.count_documents({"user_id": {"$ne": USER}}) == 0
-    assert db.agent_memory.count_documents({"agent_name": "strategist"}) == 1
+    assert db.agent_memory.count_documents({}) == 0 == db.global_memory.count_documents({})
     # Every document written loads with the collections' models (the schema's statuses only).
     for name, model in COLLECTION_MODELS.items():
         for document in db[name].find({}):

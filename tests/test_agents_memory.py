@@ -81,6 +81,19 @@ def test_agent_and_global_memory(store: MemoryStore) -> None:
     assert [m.collection for m in store.recall_global("video trends")] == ["global_memory"]
 
 
+def test_shared_memory_recalls_only_curated_documents(store: MemoryStore, db: Database) -> None:
+    """A user's run wrote "Objective '<their text>'" into agent_memory before shared memory
+    became curated; such documents (no ``curated`` mark) are never recalled."""
+    store.remember_agent("strategist", "lead with outcomes", memory_type="learning", metadata={})
+    legacy = db.agent_memory.find_one({})
+    db.agent_memory.insert_one(
+        {k: v for k, v in legacy.items() if k not in ("_id", "curated")}
+        | {"memory_id": "legacy", "content": "Objective 'secret': lead with outcomes"}
+    )
+    recalled = [m.content for m in store.recall_agent("strategist", "lead with outcomes")]
+    assert recalled == ["lead with outcomes"]
+
+
 def test_vector_search_pipeline_is_scoped() -> None:
     pipeline = vector_search_pipeline(
         index="memory_vectors",

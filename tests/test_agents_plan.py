@@ -116,3 +116,14 @@ def test_plan_outcome() -> None:
     assert plan_outcome(tasks, done) == COMPLETED
     assert plan_outcome(tasks, {"a": COMPLETED, "b": FAILED, "c": IN_PROGRESS}) == FAILED
     assert plan_outcome(tasks, {"a": COMPLETED, "b": COMPLETED}) is None
+
+
+@pytest.mark.parametrize("task_id", ["1.1", "a b", "$x", "t:1", "é", "x" * 65])
+def test_task_ids_are_plain_names(task_id: str) -> None:
+    with pytest.raises(PlanError, match="is not 1-64 letters, digits"):
+        validate_plan([task(task_id)], AGENTS)
+
+
+@pytest.mark.parametrize("task_id", ["t1", "T_1-b", "1", "x" * 64])
+def test_plain_task_ids_pass(task_id: str) -> None:
+    validate_plan([task(task_id)], AGENTS)

@@ -21,22 +21,53 @@ def data(db):
                 "user_id": "u1",
                 "campaign_id": "c1",
                 "platforms": [
-                    {"platform": "facebook", "status": "published", "published_at": at},
-                    {"platform": "twitter", "status": "published", "published_at": at},
+                    {
+                        "platform": "facebook",
+                        "status": "published",
+                        "published_at": at,
+                        "metrics": {"reach": 70, "engagement": 6, "impressions": 90, "likes": 5},
+                    },
+                    {
+                        "platform": "twitter",
+                        "status": "published",
+                        "published_at": at,
+                        "metrics": {"reach": 30, "engagement": 4, "impressions": 60, "likes": 3},
+                    },
                     {"platform": "linkedin", "status": "failed", "error": "x"},
                 ],
-                "analytics": {"reach": 100, "engagement": 10, "impressions": 150},
+                # The sum over the post's platforms, as sync_social_metrics writes it.
+                "analytics": {"reach": 100, "engagement": 10, "impressions": 150, "likes": 8},
             },
             {
                 "post_id": "p2",
                 "user_id": "u1",
-                "platforms": [{"platform": "facebook", "status": "published", "published_at": at}],
+                "platforms": [
+                    {
+                        "platform": "facebook",
+                        "status": "published",
+                        "published_at": at,
+                        "metrics": {"reach": 50, "engagement": 5, "impressions": 60},
+                    }
+                ],
                 "analytics": {"reach": 50, "engagement": 5, "impressions": 60},
+            },
+            {
+                "post_id": "p3-not-synced-yet",
+                "user_id": "u1",
+                "platforms": [{"platform": "twitter", "status": "published", "published_at": at}],
+                "analytics": None,
             },
             {
                 "post_id": "other-user",
                 "user_id": "u2",
-                "platforms": [{"platform": "facebook", "status": "published", "published_at": at}],
+                "platforms": [
+                    {
+                        "platform": "facebook",
+                        "status": "published",
+                        "published_at": at,
+                        "metrics": {"reach": 999},
+                    }
+                ],
                 "analytics": {"reach": 999},
             },
         ]
@@ -81,13 +112,20 @@ def data(db):
 
 def test_rollup_writes_the_schema_metrics_and_is_idempotent(db, data, clock):
     summary = rollup(db, "u1", end_day=DAY.date(), days=1, campaign_id=None, now=clock.now)
-    assert summary["posts_published"] == 3 and summary["campaigns_sent"] == 1
+    assert summary["posts_published"] == 4 and summary["campaigns_sent"] == 1
     first = db.analytics_data.find_one({"user_id": "u1", "date": DAY, "campaign_id": None})
     metrics = first["metrics"]
-    assert metrics["social"]["posts_published"] == 3
-    assert metrics["social"]["by_platform"]["facebook"]["posts_published"] == 2
-    assert metrics["social"]["by_platform"]["linkedin"] == {"posts_published": 0}
-    assert metrics["social"]["total_reach"] == 100 + 100 + 50  # p1 counted per platform
+    social = metrics["social"]
+    assert social["posts_published"] == 4  # publications: p1 twice, p2, p3
+    facebook, twitter = social["by_platform"]["facebook"], social["by_platform"]["twitter"]
+    assert facebook["posts_published"] == 2 and twitter["posts_published"] == 2
+    # Each platform's own figures (p1's facebook + p2; p1's twitter + nothing synced for p3).
+    assert (facebook["reach"], facebook["engagement"], facebook["likes"]) == (70 + 50, 11, 5)
+    assert (twitter["reach"], twitter["impressions"], twitter["likes"]) == (30, 60, 3)
+    assert social["by_platform"]["linkedin"] == {"posts_published": 0}
+    # Every post's reach once: p1 100 (70 + 30), p2 50, p3 0; the other user's not at all.
+    assert social["total_reach"] == 150
+    assert social["total_engagement"] == 15 and social["total_impressions"] == 210
     assert metrics["email"] == {
         "campaigns_sent": 1,
         "emails_delivered": 80,
@@ -111,6 +149,7 @@ def test_rollup_per_campaign(db, data, clock):
     rollup(db, "u1", end_day=DAY.date(), days=1, campaign_id="c1", now=clock.now)
     doc = db.analytics_data.find_one({"user_id": "u1", "campaign_id": "c1"})
     assert doc["metrics"]["social"]["posts_published"] == 2
+    assert doc["metrics"]["social"]["total_reach"] == 100  # p1 only, once
     assert doc["metrics"]["email"]["campaigns_sent"] == 1
 
 
@@ -145,4 +184,27 @@ def test_sync_analytics_runs_as_a_job(db, data, settings, clock, stub_broker):
     runner.close()
     done = db.scheduled_jobs.find_one({"job_id": job["job_id"]})
     assert done["status"] == "completed"
-    assert done["result"]["posts_published"] == 3
+    assert done["result"]["posts_published"] == 4
+
+
+def test_concurrent_rollups_make_one_document_per_day(db, data, clock):
+    """Workers racing on the same rollup (unique index + retried upsert): one document a day."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def run():
+        barrier.wait()
+        try:
+            rollup(db, "u1", end_day=DAY.date(), days=3, campaign_id=None, now=clock.now)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert db.analytics_data.count_documents({"user_id": "u1", "campaign_id": None}) == 3

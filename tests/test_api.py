@@ -38,7 +38,10 @@ def test_submit_one_off_and_recurring(db, clock):
         ({"job_type": "post_social", "payload": {}}, "payload.post_id: Field required"),
         ({"job_type": "noop", "cron": "every day"}, "invalid cron expression 'every day'"),
         ({"job_type": "noop", "cron": "0 9 * * *", "timezone": "Nowhere"}, "unknown time zone"),
-        ({"job_type": "noop", "max_attempts": 0}, "'max_attempts' must be a whole number >= 1"),
+        (
+            {"job_type": "noop", "max_attempts": 0},
+            "'max_attempts' must be a whole number from 1 to 100",
+        ),
         ({"job_type": "noop", "execute_at": dt.datetime(2026, 1, 1)}, "timezone-aware"),
     ],
 )

@@ -55,6 +55,12 @@ def test_clear_errors_for_bad_input(mmw):
     )
     assert "no job 'missing'" in mmw("jobs", "show", "missing", ok=False)
     assert "name exactly one" in mmw("jobs", "pause", ok=False)
+    assert "'refresh_zoho_tokens' is internal" in mmw(
+        "jobs", "submit", "refresh_zoho_tokens", "--user", "u", ok=False
+    )
+    assert "field 'payload' must be an object, got list" in mmw(
+        "jobs", "submit", "noop", "--user", "u", "--payload", "[]", ok=False
+    )
 
 
 def test_next_fires_pause_resume_retry(mmw, db):
@@ -71,6 +77,26 @@ def test_next_fires_pause_resume_retry(mmw, db):
     assert "requeued" in mmw("jobs", "retry", "--all-failed")
     assert db.scheduled_jobs.find_one({"job_id": job_id})["status"] == "pending"
     assert job_id in mmw("jobs", "list", "--status", "pending")
+
+
+def test_retry_all_failed_skips_a_malformed_document_and_requeues_the_rest(mmw, db):
+    good = mmw("jobs", "submit", "noop", "--user", "u1").strip()
+    db.scheduled_jobs.update_one({"job_id": good}, {"$set": {"status": "failed"}})
+    db.scheduled_jobs.insert_one(
+        {
+            "job_id": "hand-1",
+            "user_id": "u1",
+            "job_type": "noop",
+            "status": "failed",
+            "schedule": "tomorrow at nine",
+            "error": "invalid schedule",
+        }
+    )
+    output = mmw("jobs", "retry", "--all-failed", ok=False)  # exit 1: one was skipped
+    assert f"requeued {good}" in output
+    assert "job 'hand-1' has a malformed schedule (string, not an object)" in output
+    assert db.scheduled_jobs.find_one({"job_id": good})["status"] == "pending"
+    assert db.scheduled_jobs.find_one({"job_id": "hand-1"})["schedule"] == "tomorrow at nine"
 
 
 def test_approvals_approve(mmw, db):
@@ -91,7 +117,9 @@ def test_approvals_approve(mmw, db):
 
 
 def test_db_init_and_status(mmw):
-    assert "indexes ensured" in mmw("db", "init")
+    first = mmw("db", "init")
+    assert "indexes ensured" in first and "platform:refresh_zoho_tokens" in first
+    assert "none (all present)" in mmw("db", "init")
     assert "embedded" in mmw("db", "status") or "mongodb" in mmw("db", "status")
 
 

@@ -46,3 +46,14 @@ def test_procfile_runs_scheduler_and_workers_on_every_queue():
         if t.payload.__module__.startswith("worker.") and t.queue not in served
     }
     assert not missing, f"no Procfile process consumes {missing}"
+
+
+def test_internal_job_types_are_marked_in_the_readme_table():
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    for name, job_type in JOB_TYPES.items():
+        if name in rows:
+            assert ("internal" in rows[name]) == job_type.internal, name

@@ -18,6 +18,7 @@ from worker.sandbox.zoho import ZohoSandbox
 from worker.settings import Settings
 from worker.webhooks import emit_event, job_event_listener
 
+from .test_webhooks_actor import allow_port
 from .test_webhooks_integration import Receiver
 from .test_zoho_actors import USER, connect
 from .zoho_support import Killed, claim_and_run, submit_and_run
@@ -156,6 +157,7 @@ def test_job_events_are_delivered_signed_and_retried(db: Any, runner: Runner) ->
     secret = generate_secret()
     receiver = Receiver(secret, [503])
     with SandboxServer(receiver.router) as server:
+        allow_port(runner, server.url)
         webhook(db, f"{server.url}/hook", ["job.*"], secret)
         webhook(db, f"{server.url}/hook", ["email.sent"], secret, hook_id="wh_other")
         listener = job_event_listener(db)
@@ -178,6 +180,7 @@ def test_job_events_are_delivered_signed_and_retried(db: Any, runner: Runner) ->
 def test_repeated_failures_deactivate_the_webhook(db: Any, runner: Runner) -> None:
     receiver = Receiver(generate_secret(), [500] * 10)
     with SandboxServer(receiver.router) as server:
+        allow_port(runner, server.url)
         webhook(db, f"{server.url}/hook", ["*"], receiver.secret)
         (job_id,) = emit_event(db, USER, "post.published", {"post_id": "p1"})
         statuses = [claim_and_run(runner, job_id)["status"] for _ in range(3)]
@@ -191,6 +194,7 @@ def test_repeated_failures_deactivate_the_webhook(db: Any, runner: Runner) -> No
 def test_gone_deactivates_at_once(db: Any, runner: Runner) -> None:
     receiver = Receiver(generate_secret(), [410])
     with SandboxServer(receiver.router) as server:
+        allow_port(runner, server.url)
         webhook(db, f"{server.url}/hook", ["email.sent"], receiver.secret)
         (job_id,) = emit_event(db, USER, "email.sent", {"campaign_id": "c"})
         assert claim_and_run(runner, job_id)["status"] == "failed"
@@ -199,7 +203,7 @@ def test_gone_deactivates_at_once(db: Any, runner: Runner) -> None:
 
 def test_private_target_refused_unless_allowed(db: Any, runner: Runner) -> None:
     runner.settings = runner.settings.model_copy(update={"webhook_allow_private": False})
-    webhook(db, "http://127.0.0.1:9/hook", ["*"], generate_secret())
+    webhook(db, "http://127.0.0.1/hook", ["*"], generate_secret())
     (job_id,) = emit_event(db, USER, "job.failed", {"job_id": "x"})
     done = claim_and_run(runner, job_id)
     assert done["status"] == "failed" and "non-public address" in done["error"]

@@ -71,7 +71,7 @@ def test_second_replica_gets_nothing_twice(db, redis_broker, settings, clock):
         ({"payload": "hello"}, "field 'payload' must be an object, got str"),
         ({"job_type": "post_social", "payload": {}}, "payload.post_id: Field required"),
         ({"payload": {"sleep_secs": 1}}, "payload.sleep_secs: Extra inputs are not permitted"),
-        ({"max_attempts": "three"}, "field 'max_attempts' must be a whole number >= 1"),
+        ({"max_attempts": "three"}, "field 'max_attempts' must be a whole number from 1 to 100"),
         ({"schedule": "tomorrow"}, "field 'schedule' must be an object"),
         (
             {"schedule": {"execute_at": None, "cron_expression": "61 * * * *"}},
@@ -88,6 +88,19 @@ def test_second_replica_gets_nothing_twice(db, redis_broker, settings, clock):
             "unknown time zone 'Mars/Base'",
         ),
         ({"payload": {"blob": "x" * 1_048_576}}, "payload is 1,048,"),
+        (
+            {"schedule": {"execute_at": None, "max_lateness_seconds": 1e300}},
+            "field 'schedule.max_lateness_seconds' must be a number of seconds from 0",
+        ),
+        ({"attempts": -1}, "field 'attempts' must be a whole number from 0"),
+        ({"max_attempts": 1000}, "field 'max_attempts' must be a whole number from 1 to 100"),
+        (
+            {
+                "job_type": "deliver_webhook",
+                "payload": {"webhook_id": "w", "event": "e", "event_id": "x"},
+            },
+            "job_type 'deliver_webhook' is internal",
+        ),
     ],
 )
 def test_bad_documents_fail_with_a_readable_error(db, scheduler, clock, fields, error):
@@ -125,6 +138,19 @@ def test_hand_written_documents_without_status_or_due_time(db, scheduler, clock)
     assert status(db, no_status)["status"] == "pending"
     assert report.dispatched == 0
     assert scheduler.tick().dispatched == 1  # the adopted one-off runs on the next poll
+
+
+def test_a_hand_written_document_with_huge_numbers_does_not_stop_intake(db, scheduler, clock):
+    huge = job_doc(at=clock.now)
+    del huge["status"]
+    huge["schedule"]["max_lateness_seconds"] = 1e300
+    healthy = job_doc(at=clock.now)
+    del healthy["status"]
+    db.scheduled_jobs.insert_many([huge, healthy])
+    report = scheduler.tick()
+    assert report.invalid == 1 and report.adopted == 1
+    assert "schedule.max_lateness_seconds" in status(db, huge)["error"]
+    assert status(db, healthy)["status"] == "pending"
 
 
 def test_recurring_job_without_timezone_uses_the_users(db, scheduler, clock):

@@ -19,6 +19,7 @@ from worker.integrations.zoho.tokens import ZohoDisconnected, ZohoTokenStore
 from worker.sandbox import SandboxServer
 from worker.sandbox.zoho import ZohoSandbox
 from worker.settings import Settings
+from worker.validation import PLATFORM_USER
 
 from .zoho_support import Killed, claim_and_run, submit_and_run
 
@@ -98,6 +99,8 @@ def test_revoked_refresh_token_breaks_the_connection(
     server, state = zoho
     refresh_token = connect(db, state)
     state.revoke(refresh_token)
+    # Another app may store integrations: null (MongoDB refuses integrations.x under it).
+    db[names.SETTINGS].update_one({"user_id": USER}, {"$set": {"integrations": None}})
     first = submit_and_run(runner, "zoho_sync", USER, {"modules": ["Contacts"]})
     assert first["status"] == "failed" and "reconnect Zoho" in first["error"]
     assert refresh_token not in first["error"]
@@ -124,7 +127,7 @@ def test_refresh_zoho_tokens_refreshes_only_expiring(
     fresh = connect(db, state, "u_fresh", expired=False)
     gone = connect(db, state, "u_gone")
     state.revoke(gone)
-    done = submit_and_run(runner, "refresh_zoho_tokens", "system", {"margin_seconds": 900})
+    done = submit_and_run(runner, "refresh_zoho_tokens", PLATFORM_USER, {"margin_seconds": 900})
     assert done["status"] == "completed"
     assert done["result"] == {"refreshed": 1, "skipped": 0, "disconnected": 1, "deferred": 0}
     assert (state.grants_for(soon), state.grants_for(fresh)) == (1, 0)
@@ -136,7 +139,7 @@ def test_refresh_zoho_tokens_defers_a_throttled_user(
     _, state = zoho
     state.throttle_limit = 0  # every grant answers "Access Denied, too many requests"
     connect(db, state, "u_throttled")
-    done = submit_and_run(runner, "refresh_zoho_tokens", "system", {})
+    done = submit_and_run(runner, "refresh_zoho_tokens", PLATFORM_USER, {})
     assert done["result"] == {"refreshed": 0, "skipped": 0, "disconnected": 0, "deferred": 1}
     token = db[names.ZOHO_TOKENS].find_one({"user_id": "u_throttled"})
     assert "refresh_lease" not in token and "refresh_failed" not in token

@@ -45,8 +45,8 @@ claim_and_run(runner, args["job_id"])
 def spawn_child(db: Any, settings: Settings, tmp_path: Path, job_id: str) -> subprocess.Popen:
     """A separate worker process that claims and runs ``job_id`` on the same database."""
     keep = {
-        "zoho_accounts_url", "zoho_campaigns_url", "zoho_client_id", "zoho_client_secret",
-        "lease_seconds", "http_timeout_seconds",
+        "zoho_accounts_url", "zoho_api_domain", "zoho_campaigns_url", "zoho_client_id",
+        "zoho_client_secret", "lease_seconds", "http_timeout_seconds",
     }  # fmt: skip
     plain = {k: v for k, v in settings.model_dump(mode="json").items() if k in keep}
     args = {
@@ -66,8 +66,7 @@ def test_sigkilled_sync_resumes(db: Any, settings: Settings, tmp_path: Path) -> 
     with state.server(faults=Faults(timeout=1.0, timeout_seconds=0.05)) as server:
         zsettings = settings.model_copy(
             update={
-                "zoho_accounts_url": server.url, "zoho_client_id": state.client_id,
-                "zoho_client_secret": state.client_secret, "lease_seconds": 30.0,
+                **state.settings_overrides(server.url), "lease_seconds": 30.0,
             }
         )  # fmt: skip
         connect(db, state)

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Any
 
 from worker.actors.lifecycle import Runner
-from worker.api import submit
+from worker.api import submit, submit_platform_job
 from worker.db import names
 from worker.db.jobs import run_key_for
+from worker.jobtypes import JOB_TYPES
 
 
 class Killed(BaseException):
@@ -40,5 +41,7 @@ def claim_and_run(runner: Runner, job_id: str) -> dict[str, Any]:
 def submit_and_run(
     runner: Runner, job_type: str, user_id: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    job = submit(runner.db, job_type=job_type, user_id=user_id, payload=payload)
+    """Internal job types are created as the platform creates them."""
+    create = submit_platform_job if JOB_TYPES[job_type].internal else submit
+    job = create(runner.db, job_type=job_type, user_id=user_id, payload=payload)
     return claim_and_run(runner, job["job_id"])

@@ -2,7 +2,8 @@
 
 Pipelines are built by pure functions and run by the database; Python only assembles the grouped
 rows into the schema's ``metrics`` shape (:func:`assemble`). One document per user (and per
-campaign when asked) per UTC day, upserted, so running the rollup twice gives the same document.
+campaign when asked) per UTC day, upserted on a unique (user_id, campaign_id, date) index, so
+running the rollup twice, or on two workers at once, gives the same one document.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 
-__all__ = ["PLATFORMS", "assemble", "day_range", "rollup"]
+__all__ = ["PLATFORMS", "SOCIAL_FIGURES", "assemble", "day_range", "rollup", "social_by_platform"]
 
 PLATFORMS = ("facebook", "instagram", "twitter", "linkedin")
 
@@ -33,9 +35,16 @@ def day_range(end_day: dt.date, days: int) -> tuple[dt.datetime, dt.datetime]:
     return end - dt.timedelta(days=days), end
 
 
+#: The figures ``sync_social_metrics`` keeps per published target in ``platforms[i].metrics``.
+SOCIAL_FIGURES = ("reach", "engagement", "impressions", "likes", "comments", "shares", "clicks")
+
+
 def social_by_platform(
     user_id: str, start: dt.datetime, end: dt.datetime, campaign_id: str | None
 ) -> list[dict[str, Any]]:
+    """Publications and their figures by (day, platform), from each target's own
+    ``platforms[i].metrics``. The post-level ``analytics`` is the sum over the post's
+    platforms, so adding it once per platform would count a two-platform post twice."""
     match: dict[str, Any] = {"user_id": user_id}
     if campaign_id:
         match["campaign_id"] = campaign_id
@@ -55,13 +64,7 @@ def social_by_platform(
                     "platform": "$platforms.platform",
                 },
                 "posts_published": {"$sum": 1},
-                "reach": {"$sum": _num("analytics.reach")},
-                "engagement": {"$sum": _num("analytics.engagement")},
-                "impressions": {"$sum": _num("analytics.impressions")},
-                "likes": {"$sum": _num("analytics.likes")},
-                "comments": {"$sum": _num("analytics.comments")},
-                "shares": {"$sum": _num("analytics.shares")},
-                "clicks": {"$sum": _num("analytics.clicks")},
+                **{k: {"$sum": _num(f"platforms.metrics.{k}")} for k in SOCIAL_FIGURES},
             }
         },
     ]
@@ -176,7 +179,8 @@ def rollup(
     per_day = assemble(day_names, social_rows, email_rows, crm_rows)
     for day, metrics in per_day.items():
         date = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
-        db[names.ANALYTICS_DATA].update_one(
+        upsert_retrying(  # unique (user_id, campaign_id, date): two rollups make one document
+            db[names.ANALYTICS_DATA].update_one,
             {"user_id": user_id, "campaign_id": campaign_id, "date": date},
             {"$set": {"metrics": metrics, "updated_at": now}, "$setOnInsert": {"created_at": now}},
             upsert=True,

@@ -15,15 +15,28 @@ from pymongo.errors import DuplicateKeyError
 
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.rules import type_name
+from worker.db.writes import upsert_retrying
+from worker.jobtypes import JOB_TYPES
 from worker.schedule import next_fire, upcoming_fires
 from worker.states import JobStatus
-from worker.validation import InvalidJob, validate_job
+from worker.validation import (
+    PLATFORM_ORIGIN,
+    PLATFORM_USER,
+    InvalidJob,
+    require_id,
+    validate_job,
+)
 
 __all__ = [
+    "PLATFORM_JOBS",
+    "PLATFORM_USER",
     "InvalidJob",
     "JobConflict",
+    "adopt_legacy_internal_jobs",
     "audit",
     "cancel",
+    "ensure_platform_jobs",
     "get",
     "list_jobs",
     "pause",
@@ -31,6 +44,7 @@ __all__ = [
     "resume",
     "retry",
     "submit",
+    "submit_platform_job",
 ]
 
 
@@ -66,10 +80,85 @@ def submit(
 ) -> dict[str, Any]:
     """Create a job (one-off at ``execute_at``, default now; or recurring with ``cron``).
 
-    With ``idempotency_key``, submitting again returns the job created the first time. Raises
-    :class:`InvalidJob` with a readable message when anything does not validate.
+    With ``idempotency_key``, submitting again returns the job this user created with it the
+    first time (keys are per user). Raises :class:`InvalidJob` with a readable message when
+    anything does not validate, including internal job types (``JobType.internal``): those
+    only the platform creates (:func:`submit_platform_job`).
     """
-    now = _now(now)
+    return _create(
+        db,
+        origin=None,
+        job_type=job_type,
+        user_id=user_id,
+        payload=payload,
+        execute_at=execute_at,
+        cron=cron,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        max_lateness_seconds=max_lateness_seconds,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        job_id=job_id,
+        now=now,
+    )
+
+
+def submit_platform_job(db: Database, **job: Any) -> dict[str, Any]:
+    """Create a job as the platform itself (``origin: "platform"``): the only way to an internal
+    job type. For platform code (webhook events, ``ensure_platform_jobs``), never for requests
+    of users; same arguments as :func:`submit`."""
+    return _create(db, origin=PLATFORM_ORIGIN, **job)
+
+
+#: The recurring jobs the platform runs for itself (``mmw db init`` creates them).
+PLATFORM_JOBS: tuple[dict[str, Any], ...] = (
+    {
+        "job_id": "platform:refresh_zoho_tokens",
+        "job_type": "refresh_zoho_tokens",
+        "user_id": PLATFORM_USER,
+        "cron": "*/10 * * * *",
+        "timezone": "UTC",
+    },
+)
+
+
+def ensure_platform_jobs(db: Database, *, now: dt.datetime | None = None) -> list[str]:
+    """Create the platform's recurring jobs that do not exist yet (idempotent); their ids."""
+    created = []
+    for job in PLATFORM_JOBS:
+        try:
+            submit_platform_job(db, now=now, **job)
+        except JobConflict:
+            continue  # already there
+        created.append(job["job_id"])
+    return created
+
+
+def adopt_legacy_internal_jobs(db: Database, *, now: dt.datetime | None = None) -> int:
+    """Mark unfinished jobs of internal types written before ``origin`` existed as the
+    platform's (a one-time migration in ``mmw db init``), so deliveries queued across the upgrade
+    are not failed as forged; returns how many. A legacy ``refresh_zoho_tokens`` of a user now
+    refreshes that user's token only."""
+    internal = [name for name, job_type in JOB_TYPES.items() if job_type.internal]
+    result = db[names.SCHEDULED_JOBS].update_many(
+        {
+            "job_type": {"$in": internal},
+            "origin": {"$exists": False},
+            "status": {"$in": [JobStatus.PENDING.value, JobStatus.PROCESSING.value]},
+        },
+        {"$set": {"origin": PLATFORM_ORIGIN, "updated_at": _now(now)}},
+    )
+    return int(result.modified_count)
+
+
+def _schedule(
+    execute_at: Any, cron: Any, timezone: Any, options: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    if execute_at is not None and not isinstance(execute_at, dt.datetime):
+        raise InvalidJob(
+            f"field 'schedule.execute_at' must be a datetime, got {type(execute_at).__name__}"
+        )
     if cron is None and execute_at is None:
         execute_at = now
     if execute_at is not None and execute_at.tzinfo is None:
@@ -77,19 +166,50 @@ def submit(
     schedule: dict[str, Any] = {"execute_at": execute_at, "recurring": cron is not None}
     if cron is not None:
         schedule["cron_expression"] = cron
-        schedule["timezone"] = timezone or _user_timezone(db, user_id) or "UTC"
-    for key, value in (
-        ("catch_up", catch_up),
-        ("overlap", overlap),
-        ("max_lateness_seconds", max_lateness_seconds),
-    ):
-        if value is not None:
-            schedule[key] = value
+        if timezone is not None:
+            schedule["timezone"] = timezone
+    schedule.update({k: v for k, v in options.items() if v is not None})
+    return schedule
+
+
+def _create(
+    db: Database,
+    *,
+    origin: str | None,
+    job_type: str,
+    user_id: str,
+    payload: dict[str, Any] | None = None,
+    execute_at: dt.datetime | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    catch_up: str | None = None,
+    overlap: str | None = None,
+    max_lateness_seconds: float | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    job_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    now = _now(now)
+    require_id(user_id, "user_id")  # before it is used in a query
+    if idempotency_key is not None:
+        require_id(idempotency_key, "idempotency_key")
+    schedule = _schedule(
+        execute_at,
+        cron,
+        timezone,
+        {
+            "catch_up": catch_up,
+            "overlap": overlap,
+            "max_lateness_seconds": max_lateness_seconds,
+        },
+        now,
+    )
     doc: dict[str, Any] = {
-        "job_id": job_id or f"job_{uuid.uuid4().hex}",
+        "job_id": f"job_{uuid.uuid4().hex}" if job_id is None else job_id,
         "user_id": user_id,
         "job_type": job_type,
-        "payload": payload or {},
+        "payload": {} if payload is None else payload,
         "schedule": schedule,
         "status": JobStatus.PENDING.value,
         "attempts": 0,
@@ -98,11 +218,18 @@ def submit(
         "updated_at": now,
         "epoch": 0,
     }
-    spec = validate_job(doc)
+    if origin is not None:
+        doc["origin"] = origin
+    default_timezone = (
+        _user_timezone(db, user_id) if cron is not None and timezone is None else None
+    )
+    spec = validate_job(doc, default_timezone=default_timezone)
     doc["payload"] = spec.payload.model_dump(mode="json")
     doc["max_attempts"] = spec.max_attempts
-    if spec.recurring and execute_at is None:
-        schedule["execute_at"] = next_fire(spec.cron, spec.timezone, now)
+    if spec.recurring:
+        schedule["timezone"] = spec.timezone
+        if execute_at is None:
+            schedule["execute_at"] = next_fire(spec.cron, spec.timezone, now)
     if idempotency_key is not None:
         doc["idempotency_key"] = idempotency_key
     try:
@@ -110,10 +237,14 @@ def submit(
     except DuplicateKeyError:
         if idempotency_key is None:
             raise JobConflict(f"a job with job_id {doc['job_id']!r} already exists") from None
-        existing = db[names.SCHEDULED_JOBS].find_one({"idempotency_key": idempotency_key})
+        existing = db[names.SCHEDULED_JOBS].find_one(
+            {"user_id": user_id, "idempotency_key": idempotency_key}
+        )
         if existing is None or existing.get("job_type") != job_type:
             raise JobConflict(
                 f"idempotency key {idempotency_key!r} already names another job"
+                if existing is not None
+                else f"a job with job_id {doc['job_id']!r} already exists"
             ) from None
         return existing
     return doc
@@ -197,9 +328,17 @@ def retry(
         raise JobConflict(f"no job {job_id!r}")
     if current.get("status") != JobStatus.FAILED.value:
         raise JobConflict(f"job {job_id!r} is {current.get('status')}; only failed jobs retry")
-    run_at = current.get("run_at") or (current.get("schedule") or {}).get("execute_at")
+    schedule = current.get("schedule")
+    if not isinstance(schedule, dict):
+        # ``schedule.execute_at`` cannot be set under a non-object (MongoDB: code 28), and
+        # replacing what the document's author wrote would hide the mistake.
+        raise JobConflict(
+            f"job {job_id!r} has a malformed schedule ({type_name(schedule)}, not an "
+            "object): fix the document, then retry"
+        )
+    run_at = current.get("run_at") or schedule.get("execute_at")
     updated = db[names.SCHEDULED_JOBS].find_one_and_update(
-        {"job_id": job_id, "status": JobStatus.FAILED.value},
+        {"job_id": job_id, "status": JobStatus.FAILED.value, "schedule": {"$type": "object"}},
         {
             "$set": {
                 "status": JobStatus.PENDING.value,
@@ -252,7 +391,8 @@ def pause(
             raise JobConflict(f"no job {job_id!r}")
     else:
         kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
-        db[names.JOB_CONTROLS].update_one(
+        upsert_retrying(
+            db[names.JOB_CONTROLS].update_one,
             {"kind": kind, "value": value},
             {"$set": {"paused": paused, "reason": reason, "set_by": actor, "updated_at": now}},
             upsert=True,

@@ -101,13 +101,19 @@ def db() -> None:
 
 @db.command("init")
 def db_init() -> None:
-    """Create every collection index (idempotent: run it on every deploy)."""
+    """Create every collection index and the platform's own recurring jobs (idempotent: run it
+    on every deploy)."""
     from worker.db.indexes import ensure_indexes
 
     settings = _settings()
     database = _db(settings, create=True)
     created = ensure_indexes(database)
     click.echo(f"{len(created)} indexes ensured on {_where(settings, database)}")
+    jobs = api.ensure_platform_jobs(database)
+    click.echo(f"platform jobs created: {', '.join(jobs) or 'none (all present)'}")
+    legacy = api.adopt_legacy_internal_jobs(database)
+    if legacy:
+        click.echo(f"{legacy} unfinished internal jobs from before origin marked as the platform's")
 
 
 @db.command("status")
@@ -444,6 +450,27 @@ def jobs_next(job_id: str, count: int) -> None:
     tz = ZoneInfo(job["schedule"].get("timezone") or "UTC")
     for fire in fires:
         click.echo(f"{fire.isoformat()}  ({fire.astimezone(tz).isoformat()} {tz.key})")
+
+
+@jobs.command("check-cron")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of lines.")
+def jobs_check_cron(as_json: bool) -> None:
+    """Recurring jobs whose cron expression is refused now or fires differently (exit 1 if any)."""
+    from worker.cron_review import review_stored_jobs
+
+    rows = review_stored_jobs(_db(_settings()), dt.datetime.now(dt.UTC))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        for row in rows:
+            for reason in row["reasons"]:
+                click.echo(
+                    f"{row['job_id']}  '{row['cron_expression']}' ({row['timezone']}): {reason}"
+                )
+        if not rows:
+            click.echo("no stored cron expression changed meaning")
+    if rows:
+        sys.exit(1)
 
 
 def _target(job_id: str | None, user_id: str | None, job_type: str | None) -> dict[str, str]:

@@ -31,6 +31,7 @@ from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.db.indexes import ensure_indexes
 from worker.db.jobs import JobStore
+from worker.db.writes import set_nested
 from worker.sandbox.server import SandboxServer
 from worker.sandbox.social import sandbox_token, start_social_sandbox
 from worker.sandbox.zoho import ZohoSandbox, start_zoho_sandbox
@@ -78,14 +79,14 @@ def _seed_demo_user(db: Database, now: dt.datetime, sandboxes: Sandboxes | None)
         },
         upsert=True,
     )
-    db[names.SETTINGS].update_one(
+    set_nested(
+        db[names.SETTINGS],
         {"user_id": DEMO_USER},
-        {
-            "$set": {
-                "branding": {"company_name": "Acme Outdoor", "tone_of_voice": "friendly"},
-                "integrations.zoho_connected": sandboxes is not None,
-                "updated_at": now,
-            }
+        "integrations.zoho_connected",
+        sandboxes is not None,
+        also={
+            "branding": {"company_name": "Acme Outdoor", "tone_of_voice": "friendly"},
+            "updated_at": now,
         },
         upsert=True,
     )
@@ -97,10 +98,9 @@ def _seed_demo_user(db: Database, now: dt.datetime, sandboxes: Sandboxes | None)
     for platform in DEMO_PLATFORMS:
         account_id = f"demo-{platform}"
         db[names.SOCIAL_ACCOUNTS].update_one(
-            {"user_id": DEMO_USER, "platform": platform},
+            {"user_id": DEMO_USER, "platform": platform, "account_id": account_id},
             {
                 "$set": {
-                    "account_id": account_id,
                     "account_name": f"Acme on {platform}",
                     "auth_type": "oauth",
                     "credentials": {"access_token": sandbox_token(platform, account_id)},
@@ -234,6 +234,7 @@ def run_dev(
         settings = apis.settings
     db = get_database(settings)
     ensure_indexes(db)
+    api.ensure_platform_jobs(db)
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
     runner = build_runner(db, settings)

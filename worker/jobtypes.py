@@ -5,22 +5,36 @@ first sees a hand-written document), its Dramatiq queue (one per job family, so 
 never starve a post that is due), its attempt budget, time limit and optional maximum lateness.
 Actors are bound to job types by name in ``worker.actors``; this module imports no actor, so the
 submission API and the scheduler stay light.
+
+Every text field of a payload has a length limit (ids: ``MAX_ID_CHARS``), so a payload is
+bounded field by field as well as in total (``validation.MAX_PAYLOAD_BYTES``). An ``internal``
+job type is created by the platform only (``api.submit_platform_job``), never for a user through
+``api.submit`` or ``mmw jobs submit``: types that act on many users or sign data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "JOB_TYPES",
+    "MAX_ID_CHARS",
     "JobType",
     "Payload",
     "get_job_type",
     "register_job_type",
 ]
+
+
+#: Ids in payloads (post_id, campaign_id, webhook_id, ...): at most this many characters.
+MAX_ID_CHARS = 200
+
+#: A reference to a document by its id.
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 class Payload(BaseModel):
@@ -40,11 +54,11 @@ class SyncAnalyticsPayload(Payload):
 
     date: dt.date | None = None
     days: int = Field(default=2, ge=1, le=90)
-    campaign_id: str | None = None
+    campaign_id: Id | None = None
 
 
 class PostSocialPayload(Payload):
-    post_id: str
+    post_id: Id
 
 
 class SyncSocialMetricsPayload(Payload):
@@ -52,38 +66,41 @@ class SyncSocialMetricsPayload(Payload):
 
 
 class SendEmailPayload(Payload):
-    campaign_id: str
+    campaign_id: Id
 
 
 class SyncEmailReportsPayload(Payload):
-    campaign_id: str | None = None
+    campaign_id: Id | None = None
 
 
 class ZohoSyncPayload(Payload):
-    modules: list[str] = Field(
-        default_factory=lambda: ["Contacts", "Leads", "Deals", "Accounts", "Campaigns"]
+    modules: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=lambda: ["Contacts", "Leads", "Deals", "Accounts", "Campaigns"],
+        max_length=20,
     )
     full: bool = False
 
 
 class RefreshZohoTokensPayload(Payload):
-    margin_seconds: int = Field(default=900, ge=60)
+    margin_seconds: int = Field(default=900, ge=60, le=86400)
 
 
 class DeliverWebhookPayload(Payload):
-    webhook_id: str
-    event: str
-    event_id: str
+    webhook_id: Id
+    event: Annotated[str, Field(min_length=1, max_length=100)]
+    event_id: Annotated[str, Field(min_length=1, max_length=2 * MAX_ID_CHARS)]
     data: dict = Field(default_factory=dict)
+    #: HMAC by which ``emit_event`` proves the event is the platform's (worker.webhooks).
+    seal: str = Field(default="", max_length=64)
 
 
 class RunCampaignPayload(Payload):
-    campaign_id: str
+    campaign_id: Id
 
 
 class AgentTaskPayload(Payload):
-    campaign_id: str
-    task_id: str
+    campaign_id: Id
+    task_id: Id
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,8 @@ class JobType:
     time_limit_seconds: float = 300.0
     #: A one-off job later than this after its due time fails instead of running (None: never).
     max_lateness_seconds: float | None = None
+    #: Created by the platform only (``api.submit_platform_job``), never for a user.
+    internal: bool = False
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -123,13 +142,20 @@ JOB_TYPES: dict[str, JobType] = {
         ),
         JobType("sync_email_reports", SyncEmailReportsPayload, "email", time_limit_seconds=600),
         JobType("zoho_sync", ZohoSyncPayload, "zoho", max_attempts=8, time_limit_seconds=1800),
-        JobType("refresh_zoho_tokens", RefreshZohoTokensPayload, "zoho", time_limit_seconds=300),
+        JobType(
+            "refresh_zoho_tokens",
+            RefreshZohoTokensPayload,
+            "zoho",
+            time_limit_seconds=300,
+            internal=True,
+        ),
         JobType(
             "deliver_webhook",
             DeliverWebhookPayload,
             "webhooks",
             max_attempts=8,
             time_limit_seconds=60,
+            internal=True,
         ),
         JobType(
             "run_campaign", RunCampaignPayload, "agents", max_attempts=3, time_limit_seconds=900

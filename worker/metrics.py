@@ -4,6 +4,10 @@ Worker processes started by the ``dramatiq`` CLI share one multiprocess director
 ``worker.app`` before ``prometheus_client`` is imported), so these metrics and Dramatiq's own are
 served together by Dramatiq's exposition server. ``mmw scheduler`` and ``mmw dev`` serve the
 default registry with :func:`serve`.
+
+Every ``job_type`` label value passes through :func:`job_type_label`: a name that is not a
+registered job type (a hand-written document can carry any string) counts as ``unknown``, so
+the number of series stays bounded by the registry.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,8 +28,52 @@ from prometheus_client import (
 
 from worker.backlog import QueueBacklog
 from worker.db.engine import operations
+from worker.jobtypes import JOB_TYPES
 
-__all__ = ["export_backlog", "serve"]
+__all__ = [
+    "UNKNOWN_JOB_TYPE",
+    "JobCounter",
+    "JobGauge",
+    "JobHistogram",
+    "export_backlog",
+    "job_type_label",
+    "serve",
+]
+
+UNKNOWN_JOB_TYPE = "unknown"
+
+
+def job_type_label(value: object) -> str:
+    """``value`` if it names a registered job type (plugins included), else ``unknown``."""
+    name = str(value)
+    return name if name in JOB_TYPES else UNKNOWN_JOB_TYPE
+
+
+class _BoundedJobType:
+    """A metric whose ``job_type`` label is always a registered job type or ``unknown``."""
+
+    _labelnames: tuple[str, ...]
+
+    def labels(self, *values: Any, **named: Any) -> Any:
+        if "job_type" in named:
+            named["job_type"] = job_type_label(named["job_type"])
+        elif "job_type" in self._labelnames and len(values) == len(self._labelnames):
+            index = self._labelnames.index("job_type")
+            values = (*values[:index], job_type_label(values[index]), *values[index + 1 :])
+        return super().labels(*values, **named)  # type: ignore[misc]
+
+
+class JobCounter(_BoundedJobType, Counter):
+    """A Counter with a bounded ``job_type`` label."""
+
+
+class JobGauge(_BoundedJobType, Gauge):
+    """A Gauge with a bounded ``job_type`` label."""
+
+
+class JobHistogram(_BoundedJobType, Histogram):
+    """A Histogram with a bounded ``job_type`` label."""
+
 
 # A `_created` series per counter and histogram doubles the series count and no rule uses it.
 disable_created_metrics()
@@ -32,49 +81,51 @@ disable_created_metrics()
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 _DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
-JOBS_CLAIMED = Counter("mmw_jobs_claimed_total", "Jobs claimed by a scheduler.", ["job_type"])
-JOBS_DISPATCHED = Counter(
+JOBS_CLAIMED = JobCounter("mmw_jobs_claimed_total", "Jobs claimed by a scheduler.", ["job_type"])
+JOBS_DISPATCHED = JobCounter(
     "mmw_jobs_dispatched_total", "Messages sent to the broker.", ["job_type", "queue"]
 )
-JOBS_STARTED = Counter("mmw_jobs_started_total", "Runs started by a worker.", ["job_type"])
-JOBS_COMPLETED = Counter("mmw_jobs_completed_total", "Runs completed.", ["job_type"])
-JOBS_FAILED = Counter(
+JOBS_STARTED = JobCounter("mmw_jobs_started_total", "Runs started by a worker.", ["job_type"])
+JOBS_COMPLETED = JobCounter("mmw_jobs_completed_total", "Runs completed.", ["job_type"])
+JOBS_FAILED = JobCounter(
     "mmw_jobs_failed_total",
     "Jobs ended as failed (reason: error, invalid, too_late, worker_lost).",
     ["job_type", "reason"],
 )
-JOBS_RETRIED = Counter("mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"])
-JOBS_RECOVERED = Counter(
+JOBS_RETRIED = JobCounter(
+    "mmw_jobs_retried_total", "Failed attempts scheduled again.", ["job_type"]
+)
+JOBS_RECOVERED = JobCounter(
     "mmw_jobs_recovered_total",
     "Runs dispatched again (reason: worker_lost, message_lost, scheduler_lost, unknown).",
     ["job_type", "reason"],
 )
-LEASE_EXPIRATIONS = Counter(
+LEASE_EXPIRATIONS = JobCounter(
     "mmw_lease_expirations_total", "Leases found expired by a scheduler.", ["job_type"]
 )
-DUPLICATES_PREVENTED = Counter(
+DUPLICATES_PREVENTED = JobCounter(
     "mmw_duplicates_prevented_total",
     "Messages that found their run already started, finished or taken over, and did nothing.",
     ["job_type"],
 )
-MISSED_RUNS = Counter(
+MISSED_RUNS = JobCounter(
     "mmw_missed_runs_total",
     "Fires of recurring jobs not run (reason: catch_up, overlap), and late one-offs (too_late).",
     ["job_type", "reason"],
 )
-SCHEDULE_LAG = Histogram(
+SCHEDULE_LAG = JobHistogram(
     "mmw_schedule_lag_seconds",
     "From a run's due time to its start on a worker.",
     ["job_type"],
     buckets=_LAG_BUCKETS,
 )
-JOB_DURATION = Histogram(
+JOB_DURATION = JobHistogram(
     "mmw_job_duration_seconds",
     "Run time of a job on a worker.",
     ["job_type", "outcome"],
     buckets=_DURATION_BUCKETS,
 )
-JOBS_IN_PROGRESS = Gauge(
+JOBS_IN_PROGRESS = JobGauge(
     "mmw_jobs_in_progress",
     "Runs executing on workers now.",
     ["job_type"],
@@ -130,6 +181,11 @@ LAST_POLL = Gauge(
     "mmw_scheduler_last_poll_timestamp_seconds",
     "Unix time of the last completed poll (no live scheduler when it stops moving).",
     multiprocess_mode="max",
+)
+WEBHOOKS_DEACTIVATED = Counter(
+    "mmw_webhooks_deactivated_total",
+    "Webhooks switched off (reason: gone, failures, invalid_secret).",
+    ["reason"],
 )
 AUDIT_DROPPED = Counter(
     "mmw_audit_dropped_total",

@@ -3,33 +3,54 @@
 No I/O and no clock: every function takes `now`/`after` explicitly, so the scheduler's decisions
 are reproducible in tests. All datetimes in and out are timezone-aware; results are UTC.
 
-Cron expressions are evaluated on the wall clock of the job's time zone, with Vixie cron's DST
-rules (croniter alone, given aware datetimes, fires a fixed-time job twice in a repeated hour):
+Cron expressions follow Vixie/Debian cron (docs/lifecycle.md, *Cron expressions*): this module
+parses them itself (croniter accepts syntax and meanings standard cron does not have) and hands
+croniter only a canonical expression of explicit values to iterate wall times. Across DST changes:
 
-- a wall time that occurs twice (fall back) fires once, at its first occurrence, unless the hour
-  field is `*`: such jobs follow elapsed time and fire in both copies;
-- a wall time that does not exist (spring forward) fires at the first instant after the gap;
-  several such fires collapse into that one instant.
+- a job whose minute or hour field starts with `*` (`@hourly` too) runs in real time: every
+  instant whose local wall time matches, so both copies of a repeated hour and nothing in a
+  skipped hour;
+- any other job runs at fixed wall times: a time that occurs twice fires once, at its first
+  occurrence; a time that does not exist fires at the first instant after the gap (several such
+  fires collapse into that one instant).
 """
 
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from croniter.croniter import CroniterError
+
+__all__ = [
+    "CatchUp",
+    "CronSpec",
+    "DuePlan",
+    "Overlap",
+    "count_fires",
+    "iter_fires",
+    "latest_fire_at_or_before",
+    "next_due_after_run",
+    "next_fire",
+    "parse_cron",
+    "plan_due",
+    "upcoming_fires",
+    "validate_cron",
+    "validate_timezone",
+]
 
 # Longer than any repeated (fall back) period in the tz database, so starting the wall-clock
 # iteration this far back finds the second copies of repeated wall times after `after`.
 _FOLD_LOOKBACK = timedelta(hours=3)
 
-_ALIASES = {
+# Vixie cron's macros; `@reboot` is refused (a scheduled job has no boot to run at).
+_MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
@@ -39,8 +60,9 @@ _ALIASES = {
     "@hourly": "0 * * * *",
 }
 
-# Reference start for proving that an expression ever fires (e.g. rejects "0 0 31 2 *").
-_PROBE_START = datetime(2000, 1, 1)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February in leap years
 
 
 class CatchUp(StrEnum):
@@ -60,6 +82,74 @@ class Overlap(StrEnum):
 
 
 @dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for low + i
+
+
+_FIELDS = (
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day-of-month", 1, 31),
+    _Field("month", 1, 12, _MONTHS),
+    _Field("day-of-week", 0, 7, _DAYS),  # 0 and 7 are both Sunday
+)
+
+# Syntax other cron dialects accept and standard cron does not (element patterns, upper case).
+_NON_STANDARD = (
+    (r"\?", "'?' (no specific value, Quartz; use '*')"),
+    (r"#", "'#' (nth weekday of the month, Quartz)"),
+    (r"^(L|LW|\d+L|L-\d+)$|^L/", "'L' (last day, Quartz)"),
+    (r"^\d+W$", "'W' (nearest weekday, Quartz)"),
+    (r"^H($|[(/])", "'H' (hashed value, Jenkins)"),
+)
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A parsed expression: the values each field allows, and how it crosses DST changes."""
+
+    text: str  # normalized: single spaces, macros expanded
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday .. 6
+    day_and: bool  # day-of-month or day-of-week starts with `*`: both must match, else either
+    both_copies: bool  # a repeated wall time fires in both copies (else in the first only)
+    skip_gap: bool  # a wall time in a skipped hour does not fire (else at the gap's end)
+
+    @property
+    def real_time(self) -> bool:
+        """Vixie's "wildcard" job: its minute or hour field starts with `*`."""
+        return self.both_copies and self.skip_gap
+
+    def matches_day(self, day: int, weekday: int) -> bool:
+        """Does a date with this day of month and weekday (0 = Sunday) match?"""
+        in_days, in_weekdays = day in self.days, weekday in self.weekdays
+        return in_days and in_weekdays if self.day_and else in_days or in_weekdays
+
+    @cached_property
+    def croniter_args(self) -> tuple[str, bool]:
+        """(expression, day_or) that make croniter iterate exactly this spec's wall times."""
+        days, weekdays = self.days, self.weekdays
+        if not self.day_and and (len(days) == 31 or len(weekdays) == 7):
+            days, weekdays = frozenset(range(1, 32)), frozenset(range(7))  # either: every day
+        fields = zip((self.minutes, self.hours, days, self.months, weekdays), _FIELDS, strict=True)
+        parts = [_canonical(values, field) for values, field in fields]
+        return " ".join(parts), not self.day_and
+
+
+def _canonical(values: frozenset[int], field: _Field) -> str:
+    high = 6 if field.name == "day-of-week" else field.high
+    if values == frozenset(range(field.low, high + 1)):
+        return "*"
+    return ",".join(str(v) for v in sorted(values))
+
+
+@dataclass(frozen=True)
 class DuePlan:
     """Decision for a recurring job found due at `due_at`."""
 
@@ -68,15 +158,117 @@ class DuePlan:
     next_due: datetime  # first fire after now: when to look again if run_at is None
 
 
-@dataclass(frozen=True)
-class _Spec:
-    expr: str
-    wildcard_hour: bool  # hour field is `*`: the job follows elapsed time across DST changes
-
-
 def validate_cron(expr: str) -> str:
     """Return the normalized 5-field expression; ValueError naming the expression otherwise."""
-    return _spec(expr).expr
+    return parse_cron(expr).text
+
+
+@lru_cache(maxsize=1024)
+def parse_cron(expr: str) -> CronSpec:
+    """Parse a standard (Vixie/Debian) cron expression; ValueError naming the field otherwise."""
+    if not isinstance(expr, str):
+        raise ValueError(f"invalid cron expression {expr!r}: not a string")
+    normalized = " ".join(expr.split())
+    if normalized.startswith("@"):
+        macro = normalized.lower()
+        if macro == "@reboot":
+            raise ValueError(
+                f"invalid cron expression '{expr}': @reboot has no meaning for a scheduled job"
+            )
+        if macro not in _MACROS:
+            known = ", ".join(_MACROS)
+            raise ValueError(f"invalid cron expression '{expr}': unknown macro (known: {known})")
+        normalized = _MACROS[macro]
+    texts = normalized.split()
+    if len(texts) != 5:
+        raise ValueError(
+            f"invalid cron expression '{expr}': expected 5 fields "
+            f"(minute hour day-of-month month day-of-week), got {len(texts)}"
+        )
+    try:
+        minutes, hours, days, months, weekdays = (
+            _parse_field(text, field) for text, field in zip(texts, _FIELDS, strict=True)
+        )
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression '{expr}': {exc}") from None
+    weekdays = frozenset(d % 7 for d in weekdays)
+    day_and = texts[2].startswith("*") or texts[4].startswith("*")
+    if day_and and not any(day <= _MONTH_DAYS[month - 1] for day in days for month in months):
+        raise ValueError(
+            f"invalid cron expression '{expr}': day-of-month '{texts[2]}' never occurs "
+            f"in month '{texts[3]}'"
+        )
+    real_time = texts[0].startswith("*") or texts[1].startswith("*")
+    return CronSpec(
+        text=normalized,
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
+        weekdays=weekdays,
+        day_and=day_and,
+        both_copies=real_time,
+        skip_gap=real_time,
+    )
+
+
+def _parse_field(text: str, field: _Field) -> frozenset[int]:
+    """Values of one field: a list of `*`, `n`, `a-b`, each of `*` and `a-b` with `/step`."""
+    values: set[int] = set()
+    for element in text.split(","):
+        values.update(_parse_element(element, field))
+    return frozenset(values)
+
+
+def _parse_element(element: str, field: _Field) -> range:
+    where = f"{field.name} field"
+    for pattern, meaning in _NON_STANDARD:
+        if re.search(pattern, element.upper()):
+            raise ValueError(f"{where} '{element}': {meaning} is not standard cron syntax")
+    if not element:
+        raise ValueError(f"{where}: empty list element")
+    span, slash, step_text = element.partition("/")
+    step = 1
+    if slash:
+        if not step_text.isdigit() or not step_text.isascii() or int(step_text) == 0:
+            raise ValueError(f"{where} '{element}': the step must be a whole number >= 1")
+        step = int(step_text)
+    if span == "*":
+        return range(field.low, field.high + 1, step)
+    first_text, dash, last_text = span.partition("-")
+    first = _value(first_text, field, element)
+    if not dash:
+        if slash:
+            raise ValueError(
+                f"{where} '{element}': a step needs a range or '*' "
+                f"(write '{first}-{field.high}/{step}')"
+            )
+        return range(first, first + 1)
+    last = _value(last_text, field, element)
+    if first > last:
+        fix = f"{first}-{field.high},{field.low}-{last}"
+        if field.name == "day-of-week" and last == 0:
+            fix = f"{first}-7"
+        raise ValueError(
+            f"{where} '{element}': reversed range ({first} is after {last}; "
+            f"standard cron does not wrap around: write '{fix}')"
+        )
+    return range(first, last + 1, step)
+
+
+def _value(text: str, field: _Field, element: str) -> int:
+    where = f"{field.name} field '{element}'"
+    if text.lower() in field.names:
+        return field.low + field.names.index(text.lower())
+    if not text:
+        raise ValueError(f"{where}: a number is missing")
+    if not text.isdigit() or not text.isascii():
+        kind = f"a number or a {field.name} name" if field.names else "a number"
+        raise ValueError(f"{where}: '{text}' is not {kind}")
+    value = int(text)
+    if not field.low <= value <= field.high:
+        raise ValueError(f"{where}: {value} is out of range {field.low}-{field.high}")
+    return value
 
 
 def validate_timezone(name: str) -> ZoneInfo:
@@ -89,14 +281,14 @@ def validate_timezone(name: str) -> ZoneInfo:
 
 def next_fire(expr: str, tz: str, after: datetime) -> datetime:
     """First fire strictly after `after`."""
-    return next(_iter_fires(_spec(expr), validate_timezone(tz), _as_utc(after, "after")))
+    return next(_iter_fires(parse_cron(expr), validate_timezone(tz), _as_utc(after, "after")))
 
 
 def upcoming_fires(expr: str, tz: str, after: datetime, n: int) -> list[datetime]:
     """The next `n` fires strictly after `after`, strictly increasing."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    fires = _iter_fires(_spec(expr), validate_timezone(tz), _as_utc(after, "after"))
+    fires = _iter_fires(parse_cron(expr), validate_timezone(tz), _as_utc(after, "after"))
     return [next(fires) for _ in range(n)]
 
 
@@ -106,7 +298,7 @@ def latest_fire_at_or_before(expr: str, tz: str, start: datetime, now: datetime)
     Scans back from `now` over doubling spans, so a long downtime costs only the last few fires
     of a frequent expression.
     """
-    spec, zone = _spec(expr), validate_timezone(tz)
+    spec, zone = parse_cron(expr), validate_timezone(tz)
     start, now = _as_utc(start, "start"), _as_utc(now, "now")
     if now < start:
         return None
@@ -126,7 +318,7 @@ def latest_fire_at_or_before(expr: str, tz: str, start: datetime, now: datetime)
 
 def count_fires(expr: str, tz: str, start: datetime, end: datetime, limit: int = 10_000) -> int:
     """Number of fires in (start, end], counting at most `limit`."""
-    spec, zone = _spec(expr), validate_timezone(tz)
+    spec, zone = parse_cron(expr), validate_timezone(tz)
     start, end = _as_utc(start, "start"), _as_utc(end, "end")
     count = 0
     if end <= start:
@@ -201,30 +393,18 @@ def _skip_plan(expr: str, tz: str, due_at: datetime, now: datetime, next_due: da
     return DuePlan(run_at=None, missed=1 + count_fires(expr, tz, due_at, now), next_due=next_due)
 
 
-@lru_cache(maxsize=1024)
-def _spec(expr: str) -> _Spec:
-    normalized = " ".join(expr.split())
-    normalized = _ALIASES.get(normalized.lower(), normalized)
-    fields = normalized.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"invalid cron expression '{expr}': expected 5 fields "
-            f"(minute hour day-of-month month day-of-week), got {len(fields)}"
-        )
-    try:
-        croniter(normalized, _PROBE_START).get_next(datetime)
-    except (CroniterError, ValueError, KeyError) as exc:
-        raise ValueError(f"invalid cron expression '{expr}': {exc}") from None
-    return _Spec(expr=normalized, wildcard_hour=fields[1] == "*")
-
-
 def _as_utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(UTC)
 
 
-def _iter_fires(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+def iter_fires(spec: CronSpec, tz: str, after: datetime) -> Iterator[datetime]:
+    """Fires of a parsed expression strictly after `after`, strictly increasing, without end."""
+    return _iter_fires(spec, validate_timezone(tz), _as_utc(after, "after"))
+
+
+def _iter_fires(spec: CronSpec, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
     """Fires strictly after `after` (UTC), strictly increasing, without end.
 
     Iterates croniter over naive wall times and maps each to its instants. The first-copy
@@ -237,12 +417,14 @@ def _iter_fires(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[dateti
     offset_before = (after - _FOLD_LOOKBACK).astimezone(zone).utcoffset()
     if offset_before != (after + _FOLD_LOOKBACK).astimezone(zone).utcoffset():
         start -= _FOLD_LOOKBACK
-    walls = croniter(spec.expr, start)
+    expression, day_or = spec.croniter_args
+    walls = croniter(expression, start, day_or=day_or)
     pending: list[datetime] = []
     last = after
     while True:
-        wall = walls.get_next(datetime)
-        instants = _instants(wall, zone, spec.wildcard_hour)
+        instants = _instants(walls.get_next(datetime), zone, spec)
+        if not instants:  # a real-time job's wall time inside a skipped hour
+            continue
         while pending and pending[0] <= instants[0]:
             fire = heapq.heappop(pending)
             if fire > last:
@@ -253,15 +435,15 @@ def _iter_fires(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[dateti
                 heapq.heappush(pending, instant)
 
 
-def _instants(wall: datetime, zone: ZoneInfo, wildcard_hour: bool) -> tuple[datetime, ...]:
+def _instants(wall: datetime, zone: ZoneInfo, spec: CronSpec) -> tuple[datetime, ...]:
     """UTC instants at which the naive wall time `wall` in `zone` fires."""
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     if first == second:
         return (first,)
     if first.astimezone(zone).replace(tzinfo=None) != wall:
-        return (_gap_end(second, first, zone),)
-    return (first, second) if wildcard_hour else (first,)
+        return () if spec.skip_gap else (_gap_end(second, first, zone),)
+    return (first, second) if spec.both_copies else (first,)
 
 
 def _gap_end(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:

@@ -178,11 +178,20 @@ class Settings(BaseSettings):
     zoho_client_id: str = Field(default="", description="Zoho OAuth client id.")
     zoho_client_secret: str = Field(default="", description="Zoho OAuth client secret.")
     webhook_allow_private: bool = Field(
-        default=False, description="Allow webhook targets on private/loopback addresses."
+        default=False,
+        description="Allow webhook targets on private/loopback addresses (dev and tests only).",
+    )
+    webhook_allowed_ports: list[int] = Field(
+        default=[443, 80],
+        description="Ports webhook URLs may use (JSON list, e.g. [443, 80, 8443]).",
     )
     http_timeout_seconds: float = Field(default=20.0, description="Timeout of integration calls.")
     webhook_timeout_seconds: float = Field(
-        default=15.0, description="Timeout of one webhook delivery attempt."
+        default=15.0,
+        description="Total deadline of one webhook delivery attempt (connect, send, answer).",
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65_536, ge=0, description="Bytes of a webhook receiver's answer read at most."
     )
     webhook_deactivate_after: int = Field(
         default=10, description="Consecutive failed deliveries after which a webhook is disabled."

@@ -4,20 +4,35 @@ Any code with a database handle can emit (actors, the lifecycle's finish listene
 Delivery happens later in ``worker.actors.webhooks``; emitting never calls the network, so it is
 cheap and safe inside an actor. Each (event, webhook) pair is one job, created idempotently: the
 same ``event_id`` emitted twice enqueues nothing new.
+
+Each job carries the platform's seal of its event (see ``integrations.webhooks.signing``): the
+actor signs only sealed events, so a ``deliver_webhook`` document written by anyone else, with
+data of their choosing, is refused instead of being signed with the customer's secret. The data
+is redacted and reduced to JSON values before it is sealed and stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 import uuid
 from typing import Any
 
-from worker.api import submit
+from worker.api import submit_platform_job
 from worker.db import names
+from worker.integrations.webhooks import InvalidSecret, event_seal
+from worker.redact import redact
 
-__all__ = ["JOB_EVENT_TYPES", "emit_event", "job_event_listener", "subscribed"]
+__all__ = [
+    "JOB_EVENT_TYPES",
+    "emit_event",
+    "event_data",
+    "job_event_listener",
+    "subscribed",
+    "webhook_secret",
+]
 
 JOB_EVENT_TYPES = {"completed": "job.completed", "failed": "job.failed"}
 
@@ -29,6 +44,24 @@ def subscribed(events: list[str] | None, event: str) -> bool:
     """A hook listens to ``event`` if it lists it, its family (``job.*``) or ``*``."""
     family = event.split(".", 1)[0] + ".*"
     return bool(events) and any(e in (event, family, "*") for e in events or [])
+
+
+def webhook_secret(hook: dict[str, Any]) -> str:
+    """The signing secret of a ``webhooks`` document: the one place it is read from storage."""
+    return hook.get("secret") or ""
+
+
+def event_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as it is sealed, stored and sent: redacted, plain JSON values only."""
+    return json.loads(json.dumps(redact(data), sort_keys=True, default=str))
+
+
+def _seal(hook: dict[str, Any], event: str, event_id: str, data: dict[str, Any]) -> str:
+    """The event's seal for this hook; empty if its secret is invalid (the actor says why)."""
+    try:
+        return event_seal(webhook_secret(hook), hook["webhook_id"], event, event_id, data)
+    except InvalidSecret:
+        return ""
 
 
 def emit_event(
@@ -47,14 +80,16 @@ def emit_event(
     event may be emitted twice (e.g. from a retried run).
     """
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
+    data = event_data(data)
     hooks = db[names.WEBHOOKS].find(
-        {"user_id": user_id, "active": True}, projection={"webhook_id": 1, "events": 1}
+        {"user_id": user_id, "active": True},
+        projection={"webhook_id": 1, "user_id": 1, "events": 1, "secret": 1},
     )
     job_ids = []
     for hook in hooks:
         if not subscribed(hook.get("events"), event):
             continue
-        job = submit(
+        job = submit_platform_job(
             db,
             job_type="deliver_webhook",
             user_id=user_id,
@@ -63,6 +98,7 @@ def emit_event(
                 "event": event,
                 "event_id": event_id,
                 "data": data,
+                "seal": _seal(hook, event, event_id, data),
             },
             idempotency_key=f"webhook:{event_id}:{hook['webhook_id']}",
             now=now,

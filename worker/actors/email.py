@@ -27,6 +27,7 @@ from worker.integrations.zoho.campaigns import (
     RemoteCampaign,
 )
 from worker.jobtypes import SendEmailPayload, SyncEmailReportsPayload
+from worker.tenancy import require_owner
 from worker.webhooks import emit_event
 
 __all__ = ["Remote", "campaign_marker", "reconcile", "send_email", "sync_email_reports"]
@@ -83,7 +84,9 @@ def _record_sent(
         fields.update(status="sent", sent_at=doc.get("sent_at") or now)
     else:
         fields.update(status="scheduled", scheduled_at=scheduled_for)
-    _campaigns(ctx).update_one({"campaign_id": doc["campaign_id"]}, {"$set": fields})
+    _campaigns(ctx).update_one(
+        {"campaign_id": doc["campaign_id"], "user_id": ctx.user_id}, {"$set": fields}
+    )
     status = fields["status"]
     ctx.audit(f"email_{status}", "email_campaign", doc["campaign_id"], {"zoho_campaign_key": key})
     emit_event(
@@ -126,11 +129,13 @@ def send_email(ctx: JobContext) -> dict[str, Any]:
     """Create the campaign in Zoho Campaigns and send or schedule it, exactly once."""
     payload = ctx.payload
     assert isinstance(payload, SendEmailPayload)
+    doc = require_owner(
+        _campaigns(ctx).find_one({"campaign_id": payload.campaign_id}),
+        ctx.user_id,
+        f"email campaign {payload.campaign_id}",
+    )
     store = token_store(ctx)
-    store.document()  # a broken Zoho connection fails here, before anything else
-    doc = _campaigns(ctx).find_one({"campaign_id": payload.campaign_id, "user_id": ctx.user_id})
-    if doc is None:
-        raise PermanentFailure(f"email campaign {payload.campaign_id} not found")
+    store.document()  # a broken Zoho connection fails here, before anything is sent
     intent = doc.get("send_intent") or {}
     if doc.get("status") in ("sent", "scheduled") and intent.get("stage", "done") == "done":
         return {"campaign_id": doc["campaign_id"], "status": doc["status"], "already": True}
@@ -161,7 +166,7 @@ def send_email(ctx: JobContext) -> dict[str, Any]:
                 return _record_sent(ctx, doc, str(key), when)
         else:
             claimed = _campaigns(ctx).update_one(
-                {"campaign_id": doc["campaign_id"], "send_intent": None},
+                {"campaign_id": doc["campaign_id"], "user_id": ctx.user_id, "send_intent": None},
                 {"$set": {"send_intent": {"stage": "create", "marker": marker,
                                           "run_key": ctx.run_key, "at": ctx.now()}}},
             )  # fmt: skip
@@ -181,7 +186,7 @@ def send_email(ctx: JobContext) -> dict[str, Any]:
             except OutcomeUnknown as exc:
                 raise RetryLater(f"create outcome unknown, will reconcile: {exc}") from None
             _campaigns(ctx).update_one(
-                {"campaign_id": doc["campaign_id"]},
+                {"campaign_id": doc["campaign_id"], "user_id": ctx.user_id},
                 {"$set": {"zoho_campaign_key": key, "send_intent.stage": "created"}},
             )
         ctx.ensure_owner()
@@ -200,6 +205,11 @@ def sync_email_reports(ctx: JobContext) -> dict[str, Any]:
         "zoho_campaign_key": {"$ne": None},
     }
     if payload.campaign_id:
+        require_owner(
+            _campaigns(ctx).find_one({"campaign_id": payload.campaign_id}, {"user_id": 1}),
+            ctx.user_id,
+            f"email campaign {payload.campaign_id}",
+        )
         query["campaign_id"] = payload.campaign_id
     docs = _campaigns(ctx).find(
         query, projection={"campaign_id": 1, "zoho_campaign_key": 1, "status": 1, "scheduled_at": 1}
@@ -224,6 +234,8 @@ def sync_email_reports(ctx: JobContext) -> dict[str, Any]:
             }
             if doc.get("status") == "scheduled":  # a report exists: the scheduled send went out
                 fields.update(status="sent", sent_at=doc.get("scheduled_at") or ctx.now())
-            _campaigns(ctx).update_one({"campaign_id": doc["campaign_id"]}, {"$set": fields})
+            _campaigns(ctx).update_one(
+                {"campaign_id": doc["campaign_id"], "user_id": ctx.user_id}, {"$set": fields}
+            )
             updated += 1
     return {"updated": updated, "not_ready": pending, "failed": failed}

@@ -62,6 +62,7 @@ from worker.integrations.social.ratelimit import PostLimit, PublishLimiter
 from worker.jobtypes import PostSocialPayload, SyncSocialMetricsPayload
 from worker.redact import redact_text
 from worker.settings import Settings
+from worker.tenancy import require_owner
 
 __all__ = ["post_social", "publish_limiter", "sync_social_metrics"]
 
@@ -137,6 +138,7 @@ class PostPublisher:
         """Update ``platforms[index]`` if it is still this target (and matches ``expect``)."""
         where: dict[str, Any] = {
             "post_id": self.post["post_id"],
+            "user_id": self.ctx.user_id,
             f"platforms.{index}.platform": target.get("platform"),
             f"platforms.{index}.account_id": target.get("account_id"),
         }
@@ -193,7 +195,7 @@ class PostPublisher:
 
     # --- accounts ------------------------------------------------------------------------------
     def _account(self, target: dict[str, Any]) -> dict[str, Any] | None:
-        query: dict[str, Any] = {"user_id": self.post.get("user_id") or self.ctx.user_id}
+        query: dict[str, Any] = {"user_id": self.ctx.user_id}  # the post's owner (checked)
         query["platform"] = target.get("platform")
         if target.get("account_id"):
             query["account_id"] = target["account_id"]
@@ -425,11 +427,11 @@ def post_social(ctx: JobContext) -> dict[str, Any]:
     """Publish a ``social_posts`` document to each of its targets, once."""
     payload = ctx.payload
     assert isinstance(payload, PostSocialPayload)
-    post = ctx.db[names.SOCIAL_POSTS].find_one({"post_id": payload.post_id})
-    if post is None:
-        raise PermanentFailure(f"social post {payload.post_id} not found")
-    if post.get("user_id") and ctx.job.get("user_id") and post["user_id"] != ctx.user_id:
-        raise PermanentFailure(f"social post {payload.post_id} belongs to another user")
+    post = require_owner(
+        ctx.db[names.SOCIAL_POSTS].find_one({"post_id": payload.post_id}),
+        ctx.user_id,
+        f"social post {payload.post_id}",
+    )
     targets: list[dict[str, Any]] = post.get("platforms") or []
     if not targets:
         raise PermanentFailure(f"social post {payload.post_id} has no platforms")
@@ -531,11 +533,11 @@ def sync_social_metrics(ctx: JobContext) -> dict[str, Any]:
                 for key in METRIC_KEYS:
                     totals[key] += metrics.get(key, 0)
             if fields:
-                now = ctx.now()
-                analytics = {f"analytics.{k}": v for k, v in totals.items()}
+                # The whole object: ``analytics`` may be null on a post written elsewhere, and
+                # MongoDB refuses ``analytics.<key>`` under null (code 28).
+                analytics = {**totals, "last_synced": ctx.now()}
                 ctx.db[names.SOCIAL_POSTS].update_one(
-                    {"_id": post["_id"]},
-                    {"$set": {**fields, **analytics, "analytics.last_synced": now}},
+                    {"_id": post["_id"]}, {"$set": {**fields, "analytics": analytics}}
                 )
                 synced += 1
     if retry and not synced:

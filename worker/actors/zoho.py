@@ -29,6 +29,7 @@ from worker.integrations.zoho.crm import (
 )
 from worker.integrations.zoho.tokens import ZohoTokenStore
 from worker.jobtypes import RefreshZohoTokensPayload, ZohoSyncPayload
+from worker.validation import PLATFORM_USER
 
 __all__ = [
     "SYNC_OVERLAP",
@@ -81,12 +82,14 @@ def campaigns_client(store: ZohoTokenStore, ctx: JobContext) -> CampaignsClient:
 
 @job_actor("refresh_zoho_tokens")
 def refresh_zoho_tokens(ctx: JobContext) -> dict[str, Any]:
-    """Refresh every connected user's token that expires within the payload's margin."""
+    """Refresh the tokens that expire within the payload's margin: every connected user's for
+    the platform's own job (``user_id`` ``PLATFORM_USER``), else only the job's user's."""
     payload = ctx.payload
     assert isinstance(payload, RefreshZohoTokensPayload)
     margin = timedelta(seconds=payload.margin_seconds)
+    scope = {} if ctx.user_id == PLATFORM_USER else {"user_id": ctx.user_id}
     due = ctx.db[names.ZOHO_TOKENS].find(
-        {"expires_at": {"$lt": ctx.now() + margin}}, projection={"user_id": 1, "_id": 0}
+        {**scope, "expires_at": {"$lt": ctx.now() + margin}}, projection={"user_id": 1, "_id": 0}
     )
     refreshed, skipped, disconnected, deferred = 0, 0, 0, 0
     with httpx2.Client(timeout=ctx.settings.http_timeout_seconds, trust_env=False) as http:

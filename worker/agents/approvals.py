@@ -18,6 +18,7 @@ from pymongo import ReturnDocument
 from worker import api
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 
 __all__ = ["ApprovalConflict", "Decision", "decision", "expire", "request_approval", "resolve"]
 
@@ -53,7 +54,8 @@ def request_approval(
     of the step finds the first one and its decision). ``resume`` (``job_type``, ``payload``)
     is the job that continues the waiting work; :func:`resolve` submits it at once."""
     collection = db[names.APPROVAL_REQUESTS]
-    collection.update_one(
+    upsert_retrying(
+        collection.update_one,
         {"request_id": request_id},
         {
             "$setOnInsert": {

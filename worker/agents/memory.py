@@ -2,9 +2,16 @@
 
 Three scopes, one collection each: ``user_memory`` (one user's; every read and write is filtered
 by ``user_id``, so a user's agents never see another user's memories), ``agent_memory`` (what
-one agent learned, shared across users, never user data) and ``global_memory`` (platform-wide
-patterns). Each document stores its ``embedding_model``; retrieval only compares vectors of the
-embedder in use. With ``memory_vector_index`` set on a real MongoDB (Atlas), retrieval runs
+one agent learned, shared across users) and ``global_memory`` (platform-wide patterns).
+
+Shared memory holds no user content: an agent run for a user writes only ``user_memory``; the
+shared collections are curated (written by operators or platform code with
+:meth:`MemoryStore.remember_agent` / :meth:`MemoryStore.remember_global`, which mark each
+document ``curated: true``), and recall reads only curated documents, so anything a user's run
+wrote there before this rule (no ``curated`` mark) is never recalled.
+
+Each document stores its ``embedding_model``; retrieval only compares vectors of the embedder
+in use. With ``memory_vector_index`` set on a real MongoDB (Atlas), retrieval runs
 ``$vectorSearch``; otherwise, or when the server does not support it, the newest
 ``memory_candidates`` documents of the scope are scored in-process.
 """
@@ -24,11 +31,15 @@ from worker.agents.embeddings import Embedder
 from worker.agents.vectors import top_k
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 from worker.settings import Settings
 
 __all__ = ["Memory", "MemoryStore", "vector_search_pipeline"]
 
 log = logging.getLogger(__name__)
+
+#: The mark of shared memories written through the curated API (the only ones recalled).
+_CURATED = {"curated": True}
 
 
 @dataclass(frozen=True)
@@ -104,12 +115,15 @@ class MemoryStore:
     def remember_agent(
         self, agent_name: str, content: str, *, memory_type: str, metadata: dict[str, Any]
     ) -> str:
+        """A curated learning shared by every user's ``agent_name``: never user content."""
         return self._write(
-            names.AGENT_MEMORY, {"agent_name": agent_name}, content, memory_type, metadata
-        )
+            names.AGENT_MEMORY, {"agent_name": agent_name, **_CURATED}, content, memory_type,
+            metadata,
+        )  # fmt: skip
 
     def remember_global(self, content: str, *, memory_type: str, metadata: dict[str, Any]) -> str:
-        return self._write(names.GLOBAL_MEMORY, {}, content, memory_type, metadata)
+        """A curated platform-wide pattern: never user content."""
+        return self._write(names.GLOBAL_MEMORY, dict(_CURATED), content, memory_type, metadata)
 
     def _write(
         self,
@@ -123,7 +137,8 @@ class MemoryStore:
         key = "|".join([collection, *map(str, scope.values()), memory_type, content])
         memory_id = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
         now = self._now()
-        self._db[collection].update_one(
+        upsert_retrying(
+            self._db[collection].update_one,
             {"memory_id": memory_id, **scope},
             {
                 "$setOnInsert": {
@@ -151,12 +166,13 @@ class MemoryStore:
         return [m for m, owner in found if owner == user_id]
 
     def recall_agent(self, agent_name: str, query: str, k: int | None = None) -> list[Memory]:
-        return [
-            m for m, _ in self._recall(names.AGENT_MEMORY, {"agent_name": agent_name}, query, k)
-        ]
+        """Curated learnings of ``agent_name`` nearest to ``query``."""
+        scope = {"agent_name": agent_name, **_CURATED}
+        return [m for m, _ in self._recall(names.AGENT_MEMORY, scope, query, k)]
 
     def recall_global(self, query: str, k: int | None = None) -> list[Memory]:
-        return [m for m, _ in self._recall(names.GLOBAL_MEMORY, {}, query, k)]
+        """Curated platform-wide patterns nearest to ``query``."""
+        return [m for m, _ in self._recall(names.GLOBAL_MEMORY, dict(_CURATED), query, k)]
 
     def _recall(
         self, collection: str, scope: dict[str, Any], query: str, k: int | None

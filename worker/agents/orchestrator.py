@@ -16,9 +16,11 @@ duplicated run repeats nothing that completed.
 
 When a task completes, the dependents that became ready are submitted as ``agent_task`` jobs
 with ids ``agent_task:<campaign_id>:<task_id>`` (a second submit returns the first job, so no
-task is ever queued twice). A failed task fails its not-started dependents (and every other
-not-started task) with ``error: "skipped: …"``, and the campaign with the reason in
-``campaigns.error``. Only the schema's statuses are written.
+task is ever queued twice). A failed task fails the campaign (reason in ``campaigns.error``)
+and skips every task that has not started (plan entry ``failed`` with ``error: "skipped: …"``);
+a task already running is left to finish. Starting (plan entry pending → in_progress while the
+campaign is executing) and skipping are guarded updates of the one campaign document, so they
+cannot both win. Only the schema's statuses are written.
 Waiting for an approval never holds a worker: the job ends and a check job, due
 ``approval_poll_seconds`` later (id ``…:check:<due time>``), looks at the decision again.
 """
@@ -29,11 +31,14 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from pymongo import ReturnDocument
 
 from worker import api
 from worker.actors.lifecycle import JobContext, LeaseLost
 from worker.agents import approvals, plan
+from worker.agents.brief import brief_problems
 from worker.agents.embeddings import build_embedder
 from worker.agents.llm import LLM, LLMRequest, build_llm, render_context
 from worker.agents.memory import MemoryStore
@@ -41,6 +46,7 @@ from worker.agents.plan import PlanError, validate_plan
 from worker.agents.schemas import AGENTS, CampaignPlan
 from worker.agents.team import PUBLISHERS, WORKERS, AgentRun, brief_text
 from worker.db import names
+from worker.db.writes import set_nested, upsert_retrying
 from worker.errors import PermanentFailure
 
 __all__ = ["Orchestrator"]
@@ -51,6 +57,10 @@ R = TypeVar("R")
 
 PLANNER = "strategist"
 _OPEN = [plan.PENDING, plan.IN_PROGRESS]
+
+#: What :meth:`Orchestrator._start_record` found: no record (this run created it), an open one
+#: (a re-run), a completed or failed one (do not run).
+Start = Literal["first", "again", "final"]
 
 
 class Orchestrator:
@@ -183,6 +193,7 @@ class Orchestrator:
         copied to the campaign, so every agent reads the same brief)."""
         brief = self.campaign.get("brief")
         if brief:
+            self._check_brief(brief)
             return brief
         conversation = self.db[names.CONVERSATIONS].find_one(
             {"conversation_id": self.campaign.get("conversation_id"), "user_id": self.user_id}
@@ -195,8 +206,17 @@ class Orchestrator:
             )
             self._set_campaign(["planning"], status="failed", error=reason)
             raise PermanentFailure(reason)
+        self._check_brief(brief)
         self._set_campaign(["planning"], brief=brief)
         return brief
+
+    def _check_brief(self, brief: Any) -> None:
+        """A brief over the limits (``agents.brief``) fails the campaign before any agent."""
+        problems = brief_problems(brief)
+        if problems:
+            reason = f"campaign {self.campaign_id!r} brief over the limits: " + "; ".join(problems)
+            self._set_campaign(["planning"], status="failed", error=reason)
+            raise PermanentFailure(reason)
 
     def _make_plan(self) -> None:
         brief = self._brief()
@@ -309,33 +329,45 @@ class Orchestrator:
             log.info("campaign %s completed", self.campaign_id)
         return ready
 
-    # --- agent_tasks records ----------------------------------------------------------------------
+    # --- agent_tasks records ---------------------------------------------------------------------
     def _start_record(
         self, record_id: str, agent: str, task_id: str | None, input_: dict[str, Any]
-    ) -> bool:
-        """Upsert the task's record as in_progress (first start time kept) and log task_started;
-        True on the task's first start. A final record (a re-plan after a crash) is left as is."""
+    ) -> Start:
+        """Create the task's record as in_progress and log task_started.
+
+        One upsert on the unique ``task_id`` with ``$setOnInsert`` only: of two starts at once
+        exactly one creates the record ("first"); a record already there is left as it is
+        ("again" when it is open, "final" when it is completed or failed: do not run).
+        """
         records = self.db[names.AGENT_TASKS]
-        existing = records.find_one({"task_id": record_id})
-        if existing is not None and existing.get("status") not in (plan.PENDING, plan.IN_PROGRESS):
-            return False
-        records.update_one(
-            {"task_id": record_id, "status": {"$in": [plan.PENDING, plan.IN_PROGRESS]}},
+        before = upsert_retrying(
+            records.find_one_and_update,
+            {"task_id": record_id},
             {
-                "$set": {"status": plan.IN_PROGRESS, "input": input_, "updated_at": self.now},
                 "$setOnInsert": {
                     "task_id": record_id,
                     "campaign_id": self.campaign_id,
                     "user_id": self.user_id,
                     "plan_task_id": task_id,
                     "agent_name": agent,
+                    "status": plan.IN_PROGRESS,
+                    "input": input_,
                     "started_at": self.now,
-                },
+                    "updated_at": self.now,
+                }
             },
             upsert=True,
+            return_document=ReturnDocument.BEFORE,
         )
+        if before is not None and before.get("status") not in _OPEN:
+            return "final"
+        if before is not None and before.get("status") == plan.PENDING:  # written by the app
+            records.update_one(
+                {"task_id": record_id, "status": plan.PENDING},
+                {"$set": {"status": plan.IN_PROGRESS, "input": input_, "updated_at": self.now}},
+            )
         self.event(agent, "task_started", {"task_id": task_id or "plan", "job_id": self.ctx.job_id})
-        return existing is None
+        return "first" if before is None else "again"
 
     def _finish_record(
         self,
@@ -345,9 +377,9 @@ class Orchestrator:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         expected: list[str] | None = None,
-    ) -> None:
-        """Move the record to a final status once (compare-and-set: the events are written by
-        the one call that did)."""
+    ) -> bool:
+        """Move the record to a final status once (compare-and-set on its status: the events
+        are written by the one call that did); True when this call did."""
         records = self.db[names.AGENT_TASKS]
         record = records.find_one({"task_id": record_id}) or {}
         started = record.get("started_at") or self.now
@@ -367,31 +399,84 @@ class Orchestrator:
             {"task_id": record_id, "status": {"$in": expected or [plan.IN_PROGRESS]}},
             {"$set": fields},
         )
-        if changed.modified_count == 1:
-            agent = record.get("agent_name", PLANNER)
-            event = "task_completed" if status == plan.COMPLETED else "message"
-            self.event(
-                agent,
-                event,
-                {"task_id": record.get("plan_task_id") or "plan", "status": status, "error": error},
-            )
+        if changed.modified_count != 1:
+            return False
+        agent = record.get("agent_name", PLANNER)
+        event = "task_completed" if status == plan.COMPLETED else "message"
+        self.event(
+            agent,
+            event,
+            {"task_id": record.get("plan_task_id") or "plan", "status": status, "error": error},
+        )
+        return True
+
+    def _record_status(self, task_id: str) -> str | None:
+        record = self.db[names.AGENT_TASKS].find_one(
+            {"task_id": f"{self.campaign_id}:{task_id}"}, {"status": 1}
+        )
+        return None if record is None else record.get("status")
+
+    def _enter(self, task_id: str) -> bool:
+        """Move the task's plan entry to in_progress while the campaign is executing (a re-run
+        finds it in_progress already). One guarded update of the campaign document, the same
+        document :meth:`fail_task` closes and skips on: a start and a skip cannot both win."""
+        result = self.db[names.CAMPAIGNS].update_one(
+            {
+                "campaign_id": self.campaign_id,
+                "user_id": self.user_id,
+                "status": "executing",
+                "plan.tasks": {"$elemMatch": {"task_id": task_id, "status": {"$in": _OPEN}}},
+            },
+            {"$set": {"plan.tasks.$.status": plan.IN_PROGRESS, "updated_at": self.now}},
+        )
+        self.campaign = self._load()
+        return result.matched_count == 1
 
     def _mirror(self, task_id: str, status: str, result: dict[str, Any] | None = None) -> None:
-        fields: dict[str, Any] = {"plan.tasks.$.status": status, "updated_at": self.now}
-        if result is not None:
-            fields[f"results.task_results.{task_id}"] = result
+        """Copy a final record status (and result) to ``plan.tasks[]`` / ``results``."""
+        query = {
+            "campaign_id": self.campaign_id,
+            "user_id": self.user_id,
+            "plan.tasks.task_id": task_id,
+        }
+        fields = {"plan.tasks.$.status": status, "updated_at": self.now}
+        campaigns = self.db[names.CAMPAIGNS]
+        if result is None:
+            campaigns.update_one(query, {"$set": fields})
+        else:  # ``results`` may be null on a campaign written elsewhere (MongoDB: code 28)
+            set_nested(campaigns, query, f"results.task_results.{task_id}", result, also=fields)
+        self.campaign = self._load()
+
+    def _skip(self, task_id: str, reason: str, statuses: list[str] | None = None) -> None:
+        """Fail a task that has not started (its plan entry still ``pending``): one guarded
+        update, so a task that started meanwhile is left to finish."""
         self.db[names.CAMPAIGNS].update_one(
             {
                 "campaign_id": self.campaign_id,
                 "user_id": self.user_id,
-                "plan.tasks.task_id": task_id,
+                "plan.tasks": {
+                    "$elemMatch": {
+                        "task_id": task_id,
+                        "status": {"$in": statuses or [plan.PENDING]},
+                    }
+                },
             },
-            {"$set": fields},
+            {
+                "$set": {
+                    "plan.tasks.$.status": plan.FAILED,
+                    "plan.tasks.$.error": f"skipped: {reason}",
+                    "updated_at": self.now,
+                }
+            },
         )
         self.campaign = self._load()
 
     # --- agent_task -------------------------------------------------------------------------------
     def agent_task(self, task_id: str) -> dict[str, Any]:
+        if not plan.TASK_ID.fullmatch(task_id):  # a plan written by hand, or by an older version
+            raise PermanentFailure(
+                f"task id {task_id!r} is not 1-64 letters, digits, '_' or '-' (no dots)"
+            )
         tasks = {t["task_id"]: t for t in (self.campaign.get("plan") or {}).get("tasks") or []}
         task = tasks.get(task_id)
         if task is None:
@@ -404,14 +489,28 @@ class Orchestrator:
             self._mirror(task_id, plan.COMPLETED, record.get("result"))
             return {"task_id": task_id, "status": status, "released": self._release(task)}
         if status == plan.FAILED:
+            self._mirror(task_id, plan.FAILED)
             return {"task_id": task_id, "status": status}
-        if self.campaign.get("status") != "executing":
-            reason = f"campaign is {self.campaign.get('status')}"
-            self._skip([task_id], reason)
-            return {"task_id": task_id, "status": plan.FAILED, "reason": f"skipped: {reason}"}
+        if not self._enter(task_id):
+            return self._stopped(task, record)
         if record.get("approval_request_id"):
             return self._resume_after_approval(task, record)
         return self._work(task, record_id)
+
+    def _stopped(self, task: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """The task may not run: the campaign stopped executing, or the task was skipped."""
+        task_id = task["task_id"]
+        campaign_status = self.campaign.get("status")
+        if campaign_status == "executing":
+            entry = next(t for t in self.campaign["plan"]["tasks"] if t["task_id"] == task_id)
+            return {"task_id": task_id, "status": entry.get("status"), "reason": entry.get("error")}
+        reason = f"campaign is {campaign_status}"
+        if record:  # it started before the campaign stopped: this run ends it
+            if self._finish_record(record["task_id"], plan.FAILED, error=f"skipped: {reason}"):
+                self._mirror(task_id, plan.FAILED)
+        else:
+            self._skip(task_id, reason, _OPEN)
+        return {"task_id": task_id, "status": plan.FAILED, "reason": f"skipped: {reason}"}
 
     def _run_for(self, task: dict[str, Any]) -> AgentRun:
         settings_doc = self.db[names.SETTINGS].find_one({"user_id": self.user_id}) or {}
@@ -435,10 +534,11 @@ class Orchestrator:
             for d in task.get("dependencies") or []
         }
         self.ctx.ensure_owner()
-        first = self._start_record(record_id, agent, task_id, {"task": task, "upstream": upstream})
-        if first:
+        start = self._start_record(record_id, agent, task_id, {"task": task, "upstream": upstream})
+        if start == "final":  # finished by another run meanwhile
+            return {"task_id": task_id, "status": self._record_status(task_id)}
+        if start == "first":
             self._hand_off(task)
-        self._mirror(task_id, plan.IN_PROGRESS)
         run = self._run_for(task)
         work = self._guarded(task, lambda: WORKERS[agent](run))
         if work.publish is not None and agent in PUBLISHERS:
@@ -529,7 +629,13 @@ class Orchestrator:
         self, task: dict[str, Any], record_id: str, result: dict[str, Any], expected: list[str]
     ) -> dict[str, Any]:
         self.ctx.ensure_owner()
-        self._finish_record(record_id, plan.COMPLETED, result=result, expected=expected)
+        if not self._finish_record(record_id, plan.COMPLETED, result=result, expected=expected):
+            # Finished by someone else (e.g. failed when its campaign stopped): the record
+            # decides, the plan mirrors it; nothing is overwritten.
+            final = self._record_status(task["task_id"])
+            if final == plan.FAILED:
+                self._mirror(task["task_id"], plan.FAILED)
+            return {"task_id": task["task_id"], "status": final}
         self._mirror(task["task_id"], plan.COMPLETED, result)
         released = self._release(task)
         return {"task_id": task["task_id"], "status": plan.COMPLETED, "released": released}
@@ -556,37 +662,27 @@ class Orchestrator:
                 },
             )
 
-    def fail_task(
-        self, task: dict[str, Any], reason: str, expected: list[str] | None = None
-    ) -> None:
-        """The task failed for good: skip every task that has not started, fail the campaign."""
+    def fail_task(self, task: dict[str, Any], reason: str) -> None:
+        """The task failed for good: fail the campaign, skip every task that has not started.
+
+        The campaign leaves ``executing`` first, so no task can start after this (see
+        :meth:`_enter`); each skip is guarded on the entry still being ``pending``, so a task
+        that started already (a running sibling) is left to finish and its own outcome is kept.
+        """
         task_id = task["task_id"]
-        self._finish_record(
-            f"{self.campaign_id}:{task_id}",
-            plan.FAILED,
-            error=reason,
-            expected=[plan.IN_PROGRESS, plan.PENDING],
+        record_id = f"{self.campaign_id}:{task_id}"
+        failed = self._finish_record(
+            record_id, plan.FAILED, error=reason, expected=[plan.IN_PROGRESS, plan.PENDING]
         )
+        if not failed and self._record_status(task_id) != plan.FAILED:
+            return  # completed meanwhile by another run: that outcome stands
         self._mirror(task_id, plan.FAILED)
-        tasks = self.campaign["plan"]["tasks"]
-        dependents = set(plan.blocked_tasks(tasks))
-        others = [t["task_id"] for t in tasks if t.get("status") == plan.PENDING]
-        self._skip([t for t in others if t in dependents], f"dependency {task_id} failed")
-        self._skip([t for t in others if t not in dependents], "campaign failed")
         error = f"task {task_id} ({task['agent_assigned']}) failed: {reason}"
         if self._set_campaign(["executing"], status="failed", error=error, completed_at=self.now):
             log.warning("campaign %s failed: %s", self.campaign_id, error)
-
-    def _skip(self, task_ids: list[str], reason: str) -> None:
-        for task_id in task_ids:
-            self.db[names.AGENT_TASKS].update_one(
-                {"task_id": f"{self.campaign_id}:{task_id}", "status": {"$in": _OPEN}},
-                {
-                    "$set": {
-                        "status": plan.FAILED,
-                        "error": f"skipped: {reason}",
-                        "updated_at": self.now,
-                    },
-                },
-            )
-            self._mirror(task_id, plan.FAILED)
+        tasks = self.campaign["plan"]["tasks"]
+        dependents = set(plan.blocked_tasks(tasks))
+        for other in tasks:
+            if other.get("status") == plan.PENDING:
+                why = f"dependency {task_id} failed" if other["task_id"] in dependents else None
+                self._skip(other["task_id"], why or "campaign failed")

@@ -8,6 +8,7 @@ graph themselves.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "FAILED",
     "IN_PROGRESS",
     "PENDING",
+    "TASK_ID",
     "PlanError",
     "blocked_tasks",
     "find_cycle",
@@ -32,6 +34,10 @@ COMPLETED = "completed"
 FAILED = "failed"
 
 Task = Mapping[str, Any]
+
+#: A task id is part of a record id (``<campaign_id>:<task_id>``), a job id and a field name
+#: (``results.task_results.<task_id>``): a dot would nest there, a ``$`` would be an operator.
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class PlanError(ValueError):
@@ -70,8 +76,8 @@ def find_cycle(dependencies: Mapping[str, Sequence[str]]) -> list[str] | None:
 
 
 def validate_plan(tasks: Sequence[Task], known_agents: Iterable[str]) -> None:
-    """Raise :class:`PlanError` unless ids are unique, agents known, dependencies exist and
-    the dependency graph has no cycle."""
+    """Raise :class:`PlanError` unless ids are unique and match :data:`TASK_ID`, agents are
+    known, dependencies exist and the dependency graph has no cycle."""
     agents = set(known_agents)
     problems: list[str] = []
     if not tasks:
@@ -81,6 +87,10 @@ def validate_plan(tasks: Sequence[Task], known_agents: Iterable[str]) -> None:
         task_id = str(task.get("task_id") or "")
         if not task_id:
             problems.append("a task has no task_id")
+        elif not TASK_ID.fullmatch(task_id):
+            problems.append(
+                f"task id {task_id!r} is not 1-64 letters, digits, '_' or '-' (no dots)"
+            )
         elif task_id in seen:
             problems.append(f"task id {task_id!r} is used more than once")
         seen.add(task_id)

@@ -33,6 +33,7 @@ from worker.agents.schemas import (
 )
 from worker.db import names
 from worker.db.engine import Database
+from worker.db.writes import upsert_retrying
 from worker.settings import Settings
 
 __all__ = [
@@ -134,11 +135,14 @@ def strategist(run: AgentRun) -> Work:
         agent_name="strategist",
         metadata={"category": "strategy", "campaign_id": run.campaign_id},
     )
-    run.memory.remember_agent(
-        "strategist",
+    # The positioning is this customer's text: it is a learning of this user's only. Shared
+    # memory (agent_memory, global_memory) never receives anything from a user's run.
+    run.memory.remember_user(
+        run.user_id,
         f"Objective '{run.brief.get('objective', '')}': {brief.positioning}",
-        memory_type="learning",
-        metadata={"use_count": 0, "category": "positioning"},
+        memory_type="insight",
+        agent_name="strategist",
+        metadata={"category": "positioning", "campaign_id": run.campaign_id},
     )
     return Work({"strategy": _dump(brief), "llm": _llm_record(answer)})
 
@@ -159,7 +163,8 @@ def content_writer(run: AgentRun) -> Work:
     ids = []
     for index, piece in enumerate(answer.output.pieces):
         content_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.CONTENT_LIBRARY].update_one(
+        upsert_retrying(
+            run.db[names.CONTENT_LIBRARY].update_one,
             {"content_id": content_id, "user_id": run.user_id},
             {
                 "$set": {
@@ -239,7 +244,8 @@ def social_media_manager(run: AgentRun) -> Work:
             skipped.append(draft.platform)
             continue
         post_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.SOCIAL_POSTS].update_one(
+        upsert_retrying(
+            run.db[names.SOCIAL_POSTS].update_one,
             {"post_id": post_id, "user_id": run.user_id},
             {
                 "$set": {
@@ -309,7 +315,8 @@ def email_marketer(run: AgentRun) -> Work:
     ids = []
     for index, draft in enumerate(answer.output.emails):
         email_id = f"{run.campaign_id}-{run.task['task_id']}-{index}"
-        run.db[names.EMAIL_CAMPAIGNS].update_one(
+        upsert_retrying(
+            run.db[names.EMAIL_CAMPAIGNS].update_one,
             {"campaign_id": email_id, "user_id": run.user_id},
             {
                 "$set": {

@@ -9,7 +9,12 @@
   atomic across processes or threads; the lock gives it MongoDB's single-document atomicity
   (measured: 3 processes claiming 1,000 jobs claimed 234 twice without it, 0 with it);
 * open one client per process (per thread where ``per_thread`` asks for it), never reused
-  across a fork.
+  across a fork;
+* on the embedded engine, refuse what a MongoDB server refuses: every update is checked against
+  :mod:`worker.db.rules` (conflicting paths, paths under null or non-object parents; the matched
+  documents are read inside the lock when a nested path needs them) and raises pymongo's
+  ``WriteError`` with the server's code; a sparse unique index is created with MongoDB's
+  semantics (a document holding an explicit null is indexed, so two nulls collide).
 
 ``find`` and ``aggregate`` return lists (evaluated inside the lock); pass ``sort``, ``limit`` and
 ``projection`` as keyword arguments rather than chaining cursor methods.
@@ -22,10 +27,14 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+
+from pymongo.errors import WriteError
+
+from worker.db import rules
 
 __all__ = ["Collection", "Database", "FileLock", "OperationCounter", "operations"]
 
@@ -101,6 +110,50 @@ class FileLock:
 
 
 _LISTING = {"find", "aggregate", "list_indexes", "distinct"}
+_UPDATES = {"update_one", "update_many", "find_one_and_update"}
+
+
+def _refuse_update(raw: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise ``WriteError`` (the server's code) when MongoDB would refuse this update.
+
+    The matched documents are read only when a nested path or a type-checked operator needs
+    them; the caller holds the engine lock, so they are the documents the update will see.
+    """
+    query = args[0] if args else kwargs.get("filter", {})
+    update = args[1] if len(args) > 1 else kwargs.get("update")
+    violation = rules.check_update(update)
+    if violation is None and isinstance(update, Mapping) and rules.needs_document(update):
+        positional = len(args) > 2 and operation != "find_one_and_update"
+        upsert = kwargs.get("upsert", args[2] if positional else False)
+        # Only the top-level fields the paths go through (measured: a third of a whole read).
+        fields = {path.split(".", 1)[0]: 1 for _, path in rules.update_paths(update)}
+        if operation == "update_many":
+            documents = list(raw.find(query, fields))
+        else:
+            found = raw.find_one(query, fields, sort=kwargs.get("sort"))
+            documents = [] if found is None else [found]
+        for document in documents:
+            violation = violation or rules.check_document(update, document)
+        if not documents and upsert:
+            violation = rules.check_document(update, rules.upsert_seed(query), inserting=True)
+    if violation is not None:
+        details = {"code": violation.code, "errmsg": violation.message, "index": 0}
+        raise WriteError(violation.message, violation.code, details)
+
+
+def _mongodb_index_options(keys: list[tuple[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+    """A sparse unique index as litemongo must be told to get MongoDB's behaviour.
+
+    litemongo leaves documents whose key fields are null out of a sparse index; MongoDB leaves
+    out only documents lacking every key field, so two explicit nulls collide there. A partial
+    index on "has one of the fields" is MongoDB's sparse index exactly.
+    """
+    if not (options.get("sparse") and options.get("unique")):
+        return options
+    present = [{field: {"$exists": True}} for field, _ in keys]
+    options = {k: v for k, v in options.items() if k != "sparse"}
+    options["partialFilterExpression"] = present[0] if len(present) == 1 else {"$or": present}
+    return options
 
 
 class Collection:
@@ -111,7 +164,7 @@ class Collection:
         self.name = name
 
     def _raw(self) -> Any:
-        return self._database.raw()[self.name]
+        return self._database.raw_collection(self.name)
 
     def __getattr__(self, operation: str) -> Callable[..., Any]:
         if operation.startswith("_"):
@@ -124,7 +177,10 @@ class Collection:
             with self._database.lock():
                 entered = time.perf_counter() if timing else 0.0
                 try:
-                    result = getattr(self._raw(), operation)(*args, **kwargs)
+                    raw = self._raw()
+                    if self._database.kind == "embedded":
+                        args, kwargs = self._as_mongodb(raw, operation, args, kwargs)
+                    result = getattr(raw, operation)(*args, **kwargs)
                     if operation in _LISTING and not isinstance(result, list):
                         result = list(result)
                     return result
@@ -135,6 +191,21 @@ class Collection:
 
         call.__name__ = operation
         return call
+
+    @staticmethod
+    def _as_mongodb(
+        raw: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The embedded engine behaving as a server: refused updates, MongoDB's sparse."""
+        if operation in _UPDATES:
+            _refuse_update(raw, operation, args, kwargs)
+        elif operation == "create_index" and kwargs.get("sparse") and kwargs.get("unique"):
+            keys = args[0] if args else kwargs.pop("keys")
+            if isinstance(keys, str):
+                keys = [(keys, 1)]
+            kwargs = _mongodb_index_options(keys, kwargs)
+            args = (keys,)
+        return args, kwargs
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r})"
@@ -154,8 +225,11 @@ class Database:
         per_thread: bool,
         lock: FileLock | None,
         kind: str,
+        collection: Callable[[Any, str], Any] | None = None,
     ) -> None:
         self._connect = connect
+        self._collection = collection
+        self._collections: dict[tuple[int, str], Any] = {}
         self._per_thread = per_thread
         self._lock = lock
         self._local = threading.local()
@@ -178,6 +252,18 @@ class Database:
                     self._shared = self._connect()
                     self._shared_pid = os.getpid()
         return self._shared
+
+    def raw_collection(self, name: str) -> Any:
+        """The pymongo-API collection ``name`` (with the options ``collection`` gives it; those
+        are made once per process, as the shared client is)."""
+        raw = self.raw()
+        if self._collection is None:
+            return raw[name]
+        key = (os.getpid(), name)
+        found = self._collections.get(key)
+        if found is None:
+            found = self._collections[key] = self._collection(raw, name)
+        return found
 
     def lock(self) -> AbstractContextManager[None]:
         return self._lock.hold() if self._lock else nullcontext()

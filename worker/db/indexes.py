@@ -1,7 +1,17 @@
 """Every index: the schema's initialization script plus what the worker's queries need.
 
 ``ensure_indexes`` is idempotent (``create_index`` with the same spec is a no-op), so
-``mmw db init`` can run on every deploy.
+``mmw db init`` can run on every deploy; an index whose options changed here (the sparse
+``idempotency_key`` index that became partial) is dropped and created again.
+
+Rules for unique indexes (MongoDB indexes a missing field as null, so without a filter two
+documents lacking the field collide):
+
+* every upsert's key has a unique index, so two workers upserting at once make one document
+  (the loser's DuplicateKeyError is retried by :func:`worker.db.writes.upsert_retrying`);
+* a unique index on a field other writers may leave out is partial on ``{field: {$type:
+  "string"}}`` (:func:`_only_strings`), never sparse: a sparse index still indexes an explicit
+  null, so two documents with ``field: null`` collide there.
 """
 
 from __future__ import annotations
@@ -9,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.errors import OperationFailure
+from pymongo.operations import IndexModel
+
 from worker.db import names
 from worker.db.engine import Database
 
-__all__ = ["INDEXES", "IndexSpec", "ensure_indexes"]
+__all__ = ["INDEXES", "RETIRED_INDEXES", "IndexSpec", "ensure_indexes"]
 
 ASC, DESC = 1, -1
 
@@ -27,6 +40,15 @@ class IndexSpec:
 
 def _ix(collection: str, *keys: tuple[str, int], why: str = "schema", **options: Any) -> IndexSpec:
     return IndexSpec(collection, tuple(keys), options, why)
+
+
+def _only_strings(*fields: str) -> dict[str, Any]:
+    """The partial filter of a unique index on optional fields: only documents holding strings."""
+    return {"partialFilterExpression": {f: {"$type": "string"} for f in fields}}
+
+
+#: MongoDB's codes for "an index of this name (or these keys) exists with other options".
+_OPTIONS_CONFLICT = {85, 86}
 
 
 INDEXES: tuple[IndexSpec, ...] = (
@@ -99,10 +121,11 @@ INDEXES: tuple[IndexSpec, ...] = (
     _ix(names.SCHEDULED_JOBS, ("claim_id", ASC), sparse=True, why="reading back a claimed batch"),
     _ix(
         names.SCHEDULED_JOBS,
+        ("user_id", ASC),
         ("idempotency_key", ASC),
         unique=True,
-        sparse=True,
-        why="a retried submit creates one job",
+        **_only_strings("idempotency_key"),
+        why="a retried submit creates one job; keys are per user (optional field: partial)",
     ),
     _ix(
         names.SCHEDULED_JOBS,
@@ -194,6 +217,40 @@ INDEXES: tuple[IndexSpec, ...] = (
         sparse=True,
         why="console: review queue of sends not confirmed",
     ),
+    _ix(
+        names.ANALYTICS_DATA,
+        ("user_id", ASC),
+        ("campaign_id", ASC),
+        ("date", ASC),
+        unique=True,
+        why="the rollup upserts one document per (user, campaign or null, day)",
+    ),
+    *(
+        _ix(
+            collection,
+            ("memory_id", ASC),
+            unique=True,
+            **_only_strings("memory_id"),
+            why="memories are upserted by a content-derived memory_id (apps may omit it)",
+        )
+        for collection in (names.USER_MEMORY, names.AGENT_MEMORY, names.GLOBAL_MEMORY)
+    ),
+    _ix(
+        names.SOCIAL_ACCOUNTS,
+        ("user_id", ASC),
+        ("platform", ASC),
+        ("account_id", ASC),
+        unique=True,
+        **_only_strings("user_id", "platform", "account_id"),
+        why="connected accounts are upserted by (user, platform, account)",
+    ),
+)
+
+
+#: (collection, index name) of indexes replaced by one above; dropped where they still exist.
+RETIRED_INDEXES: tuple[tuple[str, str], ...] = (
+    # global idempotency keys became per user: (user_id, idempotency_key), partial
+    (names.SCHEDULED_JOBS, "idempotency_key_1"),
 )
 
 
@@ -204,11 +261,21 @@ def ensure_indexes(db: Database) -> list[str]:
     collection on every document write (measured: a 200-job claim took 15 s instead of 0.2 s
     at 2,000 jobs), so the scheduler applies the same retention policy itself there.
     """
+    for collection, name in RETIRED_INDEXES:
+        if name in db[collection].index_information():
+            db[collection].drop_index(name)
     created = []
     for spec in INDEXES:
         options = dict(spec.options)
         if db.kind == "embedded":
             options.pop("expireAfterSeconds", None)
-        name = db[spec.collection].create_index(list(spec.keys), **options)
+        collection = db[spec.collection]
+        try:
+            name = collection.create_index(list(spec.keys), **options)
+        except OperationFailure as exc:
+            if exc.code not in _OPTIONS_CONFLICT and "different options" not in str(exc):
+                raise
+            collection.drop_index(IndexModel(list(spec.keys), **options).document["name"])
+            name = collection.create_index(list(spec.keys), **options)
         created.append(f"{spec.collection}.{name}")
     return created

@@ -229,6 +229,7 @@ class ZohoSandbox:
         """Settings fields that point the worker at this sandbox served at ``url``."""
         return {
             "zoho_accounts_url": url,
+            "zoho_api_domain": url,  # a loopback api_domain is never taken from a token
             "zoho_campaigns_url": url,
             "zoho_client_id": self.client_id,
             "zoho_client_secret": self.client_secret,

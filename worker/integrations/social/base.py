@@ -120,7 +120,8 @@ class PostContent:
     def text(self) -> str:
         """The message with the hashtags it does not already contain appended."""
         tags = [t if t.startswith("#") else f"#{t}" for t in self.hashtags]
-        missing = [t for t in tags if t.lower() not in self.message.lower()]
+        lowered = self.message.lower()  # once, not once per tag
+        missing = [t for t in tags if t.lower() not in lowered]
         return " ".join([self.message.strip(), *missing]).strip()
 
 

@@ -27,8 +27,9 @@ import httpx2
 from pymongo import ReturnDocument
 
 from worker.db import names
+from worker.db.writes import set_nested
 from worker.errors import RetryLater, TokenExpired
-from worker.integrations.zoho.datacenters import data_center
+from worker.integrations.zoho.datacenters import checked_api_domain, data_center
 from worker.integrations.zoho.oauth import (
     FRESHNESS_MARGIN,
     TokenGrant,
@@ -97,7 +98,8 @@ class ZohoTokenStore:
         )
 
     def api_domain(self) -> str:
-        """Where CRM calls go: the override, else the grant's api_domain, else the DC's.
+        """Where CRM calls go: the override, else the grant's api_domain if it is one of the data
+        center's (``checked_api_domain``), else the DC's.
 
         The api_domain arrives with a grant, so a stale token is refreshed before answering.
         """
@@ -105,7 +107,7 @@ class ZohoTokenStore:
             return self._settings.zoho_api_domain
         self.access_token()
         doc = self.document()
-        return doc.get("api_domain") or data_center(doc.get("data_center")).api_domain
+        return checked_api_domain(data_center(doc.get("data_center")), doc.get("api_domain"))
 
     def campaigns_url(self) -> str:
         if self._settings.zoho_campaigns_url:
@@ -235,9 +237,12 @@ class ZohoTokenStore:
                 }
             },
         )
-        self._settings_col.update_one(
+        set_nested(
+            self._settings_col,
             {"user_id": self.user_id},
-            {"$set": {"integrations.zoho_connected": False, "updated_at": now}},
+            "integrations.zoho_connected",
+            False,
+            also={"updated_at": now},
             upsert=True,
         )
         if self._on_disconnect is not None:
