@@ -1,11 +1,13 @@
 """A plugin for the crash tests: the job type ``record`` logs every start and finish.
 
 The worker processes import it through ``MMW_PLUGINS``; the ``executions`` collection then tells
-how often each job's body ran and completed, which is what "exactly once" is measured on.
+how often each job's body ran and completed (and in which process), which is what "exactly
+once" is measured on.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -29,10 +31,11 @@ register_job_type(
 @job_actor("record")
 def record(ctx: JobContext) -> dict[str, Any]:
     log = ctx.db[EXECUTIONS]
-    log.insert_one({"job_id": ctx.job_id, "run_key": ctx.run_key, "event": "start"})
+    seen = {"job_id": ctx.job_id, "run_key": ctx.run_key, "pid": os.getpid()}
+    log.insert_one({**seen, "event": "start"})
     payload = ctx.payload
     assert isinstance(payload, RecordPayload)
     time.sleep(payload.sleep_seconds)
     ctx.ensure_owner()
-    log.insert_one({"job_id": ctx.job_id, "run_key": ctx.run_key, "event": "done"})
+    log.insert_one({**seen, "event": "done"})
     return {"recorded": True}

@@ -51,8 +51,11 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``python -m worker <args>`` in its own process group (so a kill takes its children)."""
+def start(
+    args: list[str], env: dict[str, str], log: Path, module: str = "worker"
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m worker <args>`` (or another module) in its own process group (so a
+    kill takes its children)."""
     handle = log.open("ab")
     # Each process its own metrics ports, as ops must give them (see docs/operations.md).
     env = {
@@ -61,7 +64,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         stdout=handle,
@@ -71,7 +74,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the whole process group (dramatiq's worker processes too) and reap it."""
+    """Signal the whole process group (worker processes too) and reap it."""
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
@@ -81,6 +84,31 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (Linux ``/proc``)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def scrape(port: int) -> str:
+    """A metrics endpoint's page ('' while it does not answer)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+            return page.read().decode()
+    except (urllib.error.URLError, OSError):
+        return ""
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:

@@ -151,10 +151,13 @@ def test_documents_without_an_optional_key_coexist(db):
 def test_an_index_whose_options_changed_is_replaced(db):
     from worker.db.indexes import ensure_indexes
 
-    db.scheduled_jobs.drop_index("idempotency_key_1")
-    db.scheduled_jobs.create_index([("idempotency_key", 1)], unique=True, sparse=True)
+    name = "user_id_1_idempotency_key_1"
+    db.scheduled_jobs.drop_index(name)
+    db.scheduled_jobs.create_index(
+        [("user_id", 1), ("idempotency_key", 1)], unique=True, sparse=True
+    )
     ensure_indexes(db)
-    info = db.scheduled_jobs.index_information()["idempotency_key_1"]
+    info = db.scheduled_jobs.index_information()[name]
     assert info["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert not info.get("sparse")
 

@@ -162,41 +162,43 @@ def scheduler(once: bool) -> None:
     sched.run(_stop_event())
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
-@click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
-@click.option("--queues", "-Q", multiple=True, help="Only these queues (repeatable).")
-@click.pass_context
-def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, ...]) -> None:
-    """Run Dramatiq worker processes (extra arguments go to the dramatiq CLI)."""
-    import os
-    import shutil
+@main.command()
+@click.option(
+    "--processes", "-p", default=2, show_default=True, type=click.IntRange(1), help="Processes."
+)
+@click.option(
+    "--threads", "-t", default=8, show_default=True, type=click.IntRange(1), help="Threads each."
+)
+@click.option("--queues", "-Q", multiple=True, help="Only these queues (default: all).")
+@click.argument("more_queues", nargs=-1, metavar="[QUEUE]...")
+def worker(
+    processes: int, threads: int, queues: tuple[str, ...], more_queues: tuple[str, ...]
+) -> None:
+    """Run Dramatiq worker processes, replaced when they die, until SIGTERM/SIGINT.
 
-    from dramatiq.cli import main as dramatiq_main
-    from dramatiq.cli import make_argument_parser
+    Queues: `-Q social email` or `-Q social -Q email`. A SIGTERM (also one sent to the whole
+    process group or cgroup) lets running jobs finish; see docs/operations.md.
+    """
+    from worker.supervisor import run_worker_instance
 
-    # Not _settings(): plugins are imported by each worker process (worker.app), and importing
-    # them here would import prometheus_client before its multiprocess mode is configured.
+    # Not _settings(): plugins are imported by each worker process (worker.app); this process
+    # only supervises them and serves their metrics.
     try:
         settings = get_settings()
     except Exception as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
-    # One multiprocess metrics folder per instance (its port), emptied at start: Dramatiq never
-    # clears it, and stale files from dead processes would be served as live values.
-    prom_dir = str(settings.worker_metrics_dir)
-    shutil.rmtree(prom_dir, ignore_errors=True)
-    os.makedirs(prom_dir)
-    os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
-    # Dramatiq's exposition server runs in a process forked from this one and reads its bind
-    # address at import: without these it would listen on 0.0.0.0:9191 whatever the settings say.
-    os.environ["dramatiq_prom_host"] = settings.metrics_host
-    os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)
-    args = ["worker.app", "--processes", str(processes), "--threads", str(threads)]
-    if queues:
-        args += ["--queues", *queues]
-    args += ctx.args
-    code = dramatiq_main(make_argument_parser().parse_args(args))
-    shutil.rmtree(prom_dir, ignore_errors=True)
+    configure_logging(settings.log_level)
+    try:
+        code = run_worker_instance(
+            processes=processes,
+            threads=threads,
+            queues=[*queues, *more_queues],
+            metrics_folder=str(settings.worker_metrics_dir),
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.worker_metrics_port,
+        )
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
     sys.exit(code)
 
 

@@ -1,8 +1,9 @@
 """Prometheus metrics of the scheduler and the workers (names used by ``ops/``).
 
-Worker processes started by the ``dramatiq`` CLI share one multiprocess directory (set by
-``worker.app`` before ``prometheus_client`` is imported), so these metrics and Dramatiq's own are
-served together by Dramatiq's exposition server. ``mmw scheduler`` and ``mmw dev`` serve the
+The processes of one ``mmw worker`` instance (supervisor and worker processes) share one
+multiprocess directory, set before ``prometheus_client`` is imported, so these metrics and
+Dramatiq's own are served together by the supervisor (``worker.supervisor``; under a plain
+``dramatiq`` CLI, by Dramatiq's exposition server). ``mmw scheduler`` and ``mmw dev`` serve the
 default registry with :func:`serve`.
 
 Every ``job_type`` label value passes through :func:`job_type_label`: a name that is not a
@@ -186,6 +187,15 @@ WEBHOOKS_DEACTIVATED = Counter(
     "mmw_webhooks_deactivated_total",
     "Webhooks switched off (reason: gone, failures, invalid_secret).",
     ["reason"],
+)
+WORKER_PROCESS_RESTARTS = Counter(
+    "mmw_worker_process_restarts_total",
+    "Worker processes of an mmw worker instance that died and are started again.",
+)
+WORKER_PROCESSES_READY = Gauge(
+    "mmw_worker_processes_ready",
+    "Worker processes of an mmw worker instance consuming messages now.",
+    multiprocess_mode="livesum",
 )
 AUDIT_DROPPED = Counter(
     "mmw_audit_dropped_total",
