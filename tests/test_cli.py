@@ -552,3 +552,14 @@ def test_shell_completion_script_generates():
         },
     )
     assert "plain,failed" in result.output
+    result = runner.invoke(
+        main,
+        [],
+        prog_name="mmw",
+        env={
+            "_MMW_COMPLETE": "bash_complete",
+            "COMP_WORDS": "mmw jobs failed --type sy",
+            "COMP_CWORD": "4",
+        },
+    )
+    assert "plain,sync_analytics" in result.output and "noop" not in result.output

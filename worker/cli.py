@@ -127,6 +127,22 @@ def _reason_option(command: Any) -> Any:
 _STATUSES = click.Choice([s.value for s in JobStatus])
 
 
+def _complete_type(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``--type``: the registered job types (plugins' too)."""
+    import contextlib
+
+    from worker.jobtypes import JOB_TYPES
+
+    with contextlib.suppress(click.ClickException):  # bad configuration: the built-in types
+        _settings()  # loads the plugins' types
+    return sorted(name for name in JOB_TYPES if name.startswith(incomplete))
+
+
+_type_option = click.option(
+    "--type", "job_type", help="A registered job type.", shell_complete=_complete_type
+)
+
+
 class _Commands(click.Group):
     """``mmw``'s root: failures an operator can fix print one line, not a traceback."""
 
@@ -590,7 +606,7 @@ def _list_page(
 def _filter_options(command: Any) -> Any:
     for option in reversed(
         [
-            click.option("--type", "job_type", help="A registered job type."),
+            _type_option,
             click.option("--user", "user_id", help="Owner user_id."),
             click.option("--due-after", type=_Time(), help="Due at or after (ISO 8601)."),
             click.option("--due-before", type=_Time(), help="Due before (ISO 8601)."),
@@ -937,7 +953,7 @@ def _pause(paused: bool, target: dict[str, str], reason: str) -> None:
 @jobs.command("pause")
 @click.argument("job_id", required=False)
 @click.option("--user", "user_id")
-@click.option("--type", "job_type")
+@_type_option
 @_reason_option
 def jobs_pause(job_id: str | None, user_id: str | None, job_type: str | None, reason: str) -> None:
     """Hold a job, a user's jobs or a job type's jobs (running ones finish)."""
@@ -947,7 +963,7 @@ def jobs_pause(job_id: str | None, user_id: str | None, job_type: str | None, re
 @jobs.command("resume")
 @click.argument("job_id", required=False)
 @click.option("--user", "user_id")
-@click.option("--type", "job_type")
+@_type_option
 @_reason_option
 def jobs_resume(job_id: str | None, user_id: str | None, job_type: str | None, reason: str) -> None:
     """Release what `mmw jobs pause` held."""
