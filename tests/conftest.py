@@ -88,11 +88,17 @@ def db_location(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An embedded database with every index, built once and copied per test (fast setup)."""
+def embedded_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An embedded database with every index, built once and copied per test (fast setup).
+
+    Its handle lives as long as the session: collected mid-session, its SQLite connections
+    would close and delete their -wal/-shm files while a test copies the folder.
+    """
     folder = tmp_path_factory.mktemp("template") / "mongo"
-    ensure_indexes(open_embedded(str(folder), "mmw_test"))
-    return folder
+    template = open_embedded(str(folder), "mmw_test")
+    ensure_indexes(template)
+    yield folder
+    del template
 
 
 @pytest.fixture

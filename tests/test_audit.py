@@ -161,3 +161,23 @@ def test_move_outbox_works_in_batches(db, clock, limit):
         assert n <= limit
         moved += n
     assert moved == 4 == db.audit_log.count_documents({})
+
+
+def test_runs_in_flight_are_moved_once_they_end_or_settle(db, clock):
+    docs = [job_doc(at=clock.now) for _ in range(2)]
+    db.scheduled_jobs.insert_many(docs)
+    store = JobStore(db)
+    claimed = store.claim_due(
+        clock.now,
+        owner="s",
+        limit=5,
+        queued_lease=dt.timedelta(minutes=10),
+        audit=outbox_entry("job_claimed", clock.now),
+    )
+    store.fail_claimed(claimed[0], "bad", clock.now, audit=outbox_entry("job_failed", clock.now))
+    settle = dt.timedelta(seconds=30)
+    assert move_outbox(db, settled_before=clock.now - settle) == 2  # the ended one only
+    assert actions(db, docs[1]["job_id"]) == []  # in flight: it will push more soon
+    clock.advance(seconds=31)
+    assert move_outbox(db, settled_before=clock.now - settle) == 1  # settled: moved anyway
+    assert actions(db, docs[1]["job_id"]) == ["job_claimed"]

@@ -119,6 +119,12 @@ def test_broker_flush_mid_run_still_completes_every_job(db, settings, tmp_path):
         server.flushdb()  # every queued message is gone
         worker = start(["worker", "--processes", "1", "--threads", "4"], env, log)
         wait_until(lambda: counts_by_status(db).get("completed", 0) == 60, 90, "60 completed", log)
+        wait_until(  # the scheduler moves the jobs' audit outboxes (they wait on the documents)
+            lambda: db.scheduled_jobs.count_documents({"audit_outbox.id": {"$exists": True}}) == 0,
+            30,
+            "audit outboxes moved",
+            log,
+        )
     finally:
         if worker is not None:
             kill(worker, signal.SIGTERM)

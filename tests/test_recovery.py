@@ -75,7 +75,10 @@ def measure(what: str, condition: Callable[[], bool], since: float, log: Path) -
 
 
 def assert_audit_matches_state_changes(db, n: int, log: Path) -> None:
-    """Every start and completion a job document records has its audit_log entry, once."""
+    """Every start and completion a job document records has its audit_log entry, once.
+
+    Called while the scheduler still runs: it moves the outboxes.
+    """
     wait_until(
         lambda: db.scheduled_jobs.count_documents({"audit_outbox.id": {"$exists": True}}) == 0,
         30,
@@ -172,6 +175,7 @@ def test_killed_worker_group_runs_are_running_again_in_seconds(
             "8 completed",
             log,
         )
+        assert_audit_matches_state_changes(db, 8, log)
     finally:
         kill(worker, signal.SIGTERM)
         kill(scheduler, signal.SIGTERM)
@@ -180,7 +184,6 @@ def test_killed_worker_group_runs_are_running_again_in_seconds(
         j for j in db.scheduled_jobs.find({}) if any(h["status"] == "lost" for h in j["history"])
     ]
     assert lost, "the attempts killed mid-run stay in the run history"
-    assert_audit_matches_state_changes(db, 8, log)
 
 
 def test_scheduler_killed_between_claim_and_send(db, settings, redis_broker, tmp_path):
@@ -215,6 +218,7 @@ def test_scheduler_killed_between_claim_and_send(db, settings, redis_broker, tmp
             "20 completed",
             log,
         )
+        assert_audit_matches_state_changes(db, 20, log)
     finally:
         for proc in (worker, second, first):
             if proc is not None:
@@ -225,7 +229,6 @@ def test_scheduler_killed_between_claim_and_send(db, settings, redis_broker, tmp
         a["details"]["reason"] for a in db.audit_log.find({"action": "job_recovered"})
     )
     assert reasons == {"scheduler_lost": 20}
-    assert_audit_matches_state_changes(db, 20, log)
 
 
 @pytest.mark.parametrize("fault", ["flushdb", "restart"])
@@ -259,10 +262,10 @@ def test_redis_data_loss_runs_are_running_again_in_seconds(
             "30 completed",
             log,
         )
+        assert_audit_matches_state_changes(db, 30, log)
     finally:
         if worker is not None:
             kill(worker, signal.SIGTERM)
         kill(scheduler, signal.SIGTERM)
     assert elapsed < BOUND_SECONDS
     assert db.audit_log.count_documents({"action": "job_recovered"}) == 30
-    assert_audit_matches_state_changes(db, 30, log)

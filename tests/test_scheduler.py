@@ -407,6 +407,24 @@ def test_recovery_applies_the_claims_decisions(db, scheduler, redis_broker, cloc
     assert scheduler.tick().dispatched == 1
 
 
+def test_recovered_recurring_run_follows_its_catch_up_policy(db, scheduler, redis_broker, clock):
+    # Fires at :30 (clock starts at 12:00); claimed on time at 12:30, then its message is lost.
+    clock.advance(minutes=30)
+    job = job_doc(
+        at=clock.now,
+        schedule={"execute_at": clock.now, "cron_expression": "30 * * * *", "catch_up": "skip"},
+    )
+    db.scheduled_jobs.insert_one(job)
+    assert scheduler.tick().dispatched == 1
+    lose_messages(redis_broker)
+    clock.advance(hours=2)  # recovered long after its fire: "skip" says do not run it late
+    report = scheduler.tick()
+    assert (report.recovered, report.skipped, report.dispatched) == (1, 1, 0)
+    waiting = status(db, job)
+    assert waiting["status"] == "pending"
+    assert waiting["schedule"]["execute_at"] == clock.now + dt.timedelta(minutes=60)
+
+
 def test_dead_schedulers_unsent_claims_are_sent_in_seconds(db, scheduler, redis_broker, clock):
     from worker.db.jobs import JobStore
     from worker.db.schedulers import SchedulerRegistry
@@ -491,3 +509,27 @@ def test_attempt_lost_with_its_worker_stays_in_the_history(db, scheduler, clock,
     move_outbox(db)
     recovered = db.audit_log.find_one({"action": "job_recovered"})
     assert recovered["details"]["reason"] == "worker_lost"
+
+
+def test_a_failing_step_does_not_lose_the_poll(db, scheduler, redis_broker, clock, monkeypatch):
+    import worker.scheduler as module
+
+    def down(*args, **kwargs):
+        raise ConnectionError("audit_log unreachable")
+
+    monkeypatch.setattr(module, "move_outbox", down)
+    insert(db, clock, n=2)
+    report = scheduler.tick()
+    assert report.dispatched == 2 and report.errors == [
+        "audit: ConnectionError: audit_log unreachable"
+    ]
+    assert db.audit_log.count_documents({"action": "job_dispatched"}) == 2  # the buffer still went
+    monkeypatch.undo()
+    assert scheduler.flush_audit() == 2  # the claims' entries waited on their jobs
+
+
+def test_each_start_is_a_new_owner_even_with_a_fixed_scheduler_id(db, redis_broker, settings):
+    settings.scheduler_id = "sched-a"
+    first, second = (Scheduler(db, redis_broker, settings) for _ in range(2))
+    assert first.owner.startswith("sched-a#") and second.owner.startswith("sched-a#")
+    assert first.owner != second.owner  # a restart never hides its predecessor's claims

@@ -93,18 +93,30 @@ def _insert(db: Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return []
 
 
-def move_outbox(db: Database, limit: int = 500) -> int:
+def move_outbox(
+    db: Database,
+    limit: int = 500,
+    *,
+    settled_before: dt.datetime | None = None,
+) -> int:
     """Move up to ``limit`` jobs' outboxes to ``audit_log``; returns the entries moved.
 
     Idempotent and safe to run from several schedulers at once: rows are keyed by
     ``<job _id>:<entry id>`` (the claim pushes one entry onto many jobs), and the ``$pull``
     removes only the entries this call saw, never ones pushed meanwhile.
+
+    With ``settled_before``, a run still ``processing`` is left until its oldest entry is older
+    than that: it will soon push more (start, outcome), and each move rewrites the document, so
+    a short run is moved once, after it ends.
     """
-    jobs = db[names.SCHEDULED_JOBS]
-    docs = jobs.find(
-        {f"{OUTBOX}.id": {"$exists": True}},
-        {OUTBOX: 1, "job_id": 1, "user_id": 1, "job_type": 1},
-        limit=limit,
+    query: dict[str, Any] = {f"{OUTBOX}.id": {"$exists": True}}
+    if settled_before is not None:
+        query["$or"] = [
+            {"status": {"$ne": "processing"}},
+            {f"{OUTBOX}.timestamp": {"$lt": settled_before}},
+        ]
+    docs = db[names.SCHEDULED_JOBS].find(
+        query, {OUTBOX: 1, "job_id": 1, "user_id": 1, "job_type": 1}, limit=limit
     )
     return _move(db, docs)
 

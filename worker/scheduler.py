@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: Jobs whose outboxes one move takes (entries are moved, at most a few per job).
 _MOVE_BATCH = 500
+#: A run in flight has its audit entries moved once it ends, or once they are this old.
+_IN_FLIGHT_SETTLE = dt.timedelta(seconds=30)
 
 
 def utcnow() -> dt.datetime:
@@ -147,7 +149,8 @@ class Scheduler:
             self._last_recovery = time.monotonic()
             self._step("recovery", self._recover, now, report)
         self._step("housekeeping", self._housekeeping, now, report)
-        self._step("audit", self._flush_audit, now, report)
+        self._step("audit", self._move_outboxes, now, report)
+        self._step("audit buffer", lambda now, _: self.audit.flush(), now, report)
         metrics.POLL_DURATION.observe(time.perf_counter() - started)
         metrics.LAST_POLL.set(time.time())
         return report
@@ -188,7 +191,7 @@ class Scheduler:
             full = report.claimed >= self.settings.claim_batch_size
             if not full:  # a full batch means a backlog: poll again at once
                 stop.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - began)))
-        self.flush_audit()
+        self.audit.flush()  # job outboxes are durable: the next scheduler to poll moves them
         try:  # every claim of this scheduler was sent: nothing for others to check
             self.registry.forget([self.owner])
         except Exception:
@@ -221,19 +224,18 @@ class Scheduler:
             self.registry.beat(self.owner, now)
             self._beat_at = now
 
-    def _flush_audit(self, now: dt.datetime, report: TickReport) -> None:
-        """Buffered entries every poll; job outboxes every ``audit_move_interval`` (or at once
-        again when a move filled its batch: a backlog)."""
+    def _move_outboxes(self, now: dt.datetime, report: TickReport) -> None:
+        """Job outboxes every ``audit_move_interval`` (at once again when a move filled its
+        batch: a backlog); the buffered entries are flushed every poll."""
         if time.monotonic() - self._last_audit >= self.settings.audit_move_interval:
             self._last_audit = time.monotonic()
-            moved = move_outbox(self.db, _MOVE_BATCH)
+            moved = move_outbox(self.db, _MOVE_BATCH, settled_before=now - _IN_FLIGHT_SETTLE)
             report.audited += moved
             if moved >= _MOVE_BATCH:
                 self._last_audit = float("-inf")
-        self.audit.flush()
 
     def flush_audit(self) -> int:
-        """Move every waiting outbox and flush the buffer now (at stop; benchmarks)."""
+        """Move every waiting outbox and flush the buffer now (benchmarks, tests)."""
         moved = total = move_outbox(self.db, _MOVE_BATCH)
         while moved >= _MOVE_BATCH:
             moved = move_outbox(self.db, _MOVE_BATCH)
@@ -566,19 +568,17 @@ class Scheduler:
     def _dispatch_guess(self, job: dict[str, Any]) -> Dispatch | None:
         """The message a run was sent as (to ask the broker about it); None if unknowable."""
         job_type = JOB_TYPES.get(str(job.get("job_type")))
+        if job_type is None:
+            return None
         try:
-            return (
-                Dispatch(
-                    job_type=job_type.name,
-                    queue=job.get("queue") or job_type.queue,
-                    job_id=str(job["job_id"]),
-                    run_key=run_key_for(job),
-                    epoch=int(job["epoch"]),
-                )
-                if job_type is not None
-                else None
+            return Dispatch(
+                job_type=job_type.name,
+                queue=job.get("queue") or job_type.queue,
+                job_id=str(job["job_id"]),
+                run_key=run_key_for(job),
+                epoch=int(job["epoch"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError):  # a hand-edited document
             return None
 
     # ---------------------------------------------------------------- housekeeping
