@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from worker import api, metrics
 from worker.actors.lifecycle import build_runner, declare_job_actors, set_runner
 from worker.broker import build_broker
 from worker.clock import Clock, wall_clock
+from worker.console.auth import hash_password
 from worker.db import names
 from worker.db.client import get_database
 from worker.db.engine import Database
@@ -35,8 +37,9 @@ from worker.sandbox.social import sandbox_token, start_social_sandbox
 from worker.sandbox.zoho import ZohoSandbox, start_zoho_sandbox
 from worker.scheduler import Scheduler
 from worker.settings import Settings
+from worker.web.server import ConsoleServer, build_console, check_port
 
-__all__ = ["Sandboxes", "insert_demo_jobs", "run_dev", "start_sandboxes"]
+__all__ = ["Sandboxes", "dev_console_settings", "insert_demo_jobs", "run_dev", "start_sandboxes"]
 
 DEMO_USER = "demo_user"
 DEMO_PLATFORMS = ("facebook", "instagram", "twitter", "linkedin")
@@ -225,6 +228,7 @@ def run_dev(
     threads: int,
     sandboxes: bool = True,
 ) -> None:
+    check_port(settings.web_host, settings.web_port)  # before anything is started
     apis = start_sandboxes(settings) if sandboxes else None
     if apis is not None:
         settings = apis.settings
@@ -239,6 +243,9 @@ def run_dev(
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    settings, password = dev_console_settings(settings)
+    console = ConsoleServer(build_console(db, settings), settings.web_host, settings.web_port)
+    console.start()
     where = "MongoDB at MONGODB_URL" if settings.mongodb_url else f"{settings.embedded_path}/"
     broker_where = settings.broker_url or f"embedded Redis ({settings.embedded_redis_path})"
     lines: list[Any] = [
@@ -246,6 +253,8 @@ def run_dev(
         f"  data:      {where}",
         f"  broker:    {broker_where}",
         f"  metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        f"  console:   {console.url}/"
+        + (f"  (sign in as 'dev', password '{password}')" if password else ""),
         "  jobs:      mmw jobs list   (in another terminal, same folder)",
     ]
     if apis is not None:
@@ -264,6 +273,7 @@ def run_dev(
     try:
         Scheduler(db, broker, settings).run(stop)
     finally:
+        console.stop()
         worker.stop()
         runner.close()
         broker.close()
@@ -274,6 +284,19 @@ def run_dev(
             apis.stop()
         for line in _summary(db):
             click.echo(line, err=True)
+
+
+def dev_console_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings for the dev console: a per-run signing key and, when no account is configured,
+    an operator ``dev`` with a fresh password (returned, to print)."""
+    update: dict[str, Any] = {}
+    if not settings.web_secret_key:
+        update["web_secret_key"] = secrets.token_urlsafe(32)
+    password = None
+    if not settings.web_users:
+        password = secrets.token_urlsafe(9)
+        update["web_users"] = {"dev": {"hash": hash_password(password), "role": "operator"}}
+    return settings.model_copy(update=update), password
 
 
 def _summary(db: Database) -> list[str]:
