@@ -216,6 +216,7 @@ def _env(folder: Path, metrics_port: int, **extra: str) -> dict[str, str]:
     env.update(
         PYTHONPATH=str(ROOT),
         MMW_METRICS_PORT=str(metrics_port),
+        MMW_WEB_PORT=str(_free_port()),  # the console `mmw dev` serves
         MMW_WEBHOOK_ALLOW_PRIVATE="true",
         MMW_LOG_LEVEL="DEBUG",
         MMW_EMBEDDED_PATH=str(folder / ".mmw" / "db"),

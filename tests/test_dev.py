@@ -14,7 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_jobs_complete_within_a_minute(db, settings, capsys):
-    settings = settings.model_copy(update={"metrics_port": free_port(), "poll_interval": 0.2})
+    settings = settings.model_copy(
+        update={"metrics_port": free_port(), "web_port": free_port(), "poll_interval": 0.2}
+    )
     stop = threading.Event()
     thread = threading.Thread(
         target=run_dev, args=(settings, stop), kwargs={"demo": True, "threads": 4}, daemon=True
@@ -49,3 +51,4 @@ def test_demo_jobs_complete_within_a_minute(db, settings, capsys):
     assert db.approval_requests.count_documents({"user_id": DEMO_USER, "status": "pending"}) >= 1
     err = capsys.readouterr().err
     assert "metrics:" in err and "mmw approvals approve" in err
+    assert f"console:   http://127.0.0.1:{settings.web_port}/" in err

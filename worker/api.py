@@ -34,6 +34,7 @@ __all__ = [
     "InvalidJob",
     "JobConflict",
     "adopt_legacy_internal_jobs",
+    "audit",
     "cancel",
     "ensure_platform_jobs",
     "get",
@@ -275,7 +276,14 @@ def list_jobs(
     )
 
 
-def cancel(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def cancel(
+    db: Database,
+    job_id: str,
+    *,
+    now: dt.datetime | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     """Cancel a job that has not started; a cancelled job never starts.
 
     A job whose run already started on a worker cannot be cancelled (its side effects may be
@@ -301,11 +309,18 @@ def cancel(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict
             + (" and already running" if current.get("status") == "processing" else "")
             + "; only pending or not yet started jobs can be cancelled"
         )
-    _audit_job(db, job, "job_cancelled", now)
+    _audit_job(db, job, "job_cancelled", now, actor=actor, reason=reason)
     return job
 
 
-def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def retry(
+    db: Database,
+    job_id: str,
+    *,
+    now: dt.datetime | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     """Requeue a failed job now, with a fresh attempt budget and the same run key."""
     now = _now(now)
     current = get(db, job_id)
@@ -337,7 +352,7 @@ def retry(db: Database, job_id: str, *, now: dt.datetime | None = None) -> dict[
     )
     if updated is None:
         raise JobConflict(f"job {job_id!r} changed while retrying; try again")
-    _audit_job(db, current, "job_requeued", now)
+    _audit_job(db, current, "job_requeued", now, actor=actor, reason=reason)
     return updated
 
 
@@ -350,10 +365,12 @@ def pause(
     reason: str | None = None,
     paused: bool = True,
     now: dt.datetime | None = None,
+    actor: str | None = None,
 ) -> None:
     """Hold (or with ``paused=False`` release) one job, a user's jobs or a job type's jobs.
 
     Paused jobs are simply not claimed; running ones finish. Exactly one target is named.
+    ``actor`` (the operator) is kept as ``set_by`` with the ``reason`` and in the audit entry.
     """
     now = _now(now)
     targets = [t for t in (job_id, user_id, job_type) if t is not None]
@@ -361,7 +378,14 @@ def pause(
         raise ValueError("name exactly one of job_id, user_id, job_type")
     if job_id is not None:
         found = db[names.SCHEDULED_JOBS].update_one(
-            {"job_id": job_id}, {"$set": {"paused": paused, "updated_at": now}}
+            {"job_id": job_id},
+            {
+                "$set": {
+                    "paused": paused,
+                    "pause": {"reason": reason, "set_by": actor, "at": now},
+                    "updated_at": now,
+                }
+            },
         )
         if found.matched_count == 0:
             raise JobConflict(f"no job {job_id!r}")
@@ -370,7 +394,7 @@ def pause(
         upsert_retrying(
             db[names.JOB_CONTROLS].update_one,
             {"kind": kind, "value": value},
-            {"$set": {"paused": paused, "reason": reason, "updated_at": now}},
+            {"$set": {"paused": paused, "reason": reason, "set_by": actor, "updated_at": now}},
             upsert=True,
         )
     _audit(
@@ -378,13 +402,15 @@ def pause(
         user_id=user_id,
         action="jobs_paused" if paused else "jobs_resumed",
         resource_id=job_id or f"{'user' if user_id else 'job_type'}:{targets[0]}",
-        details={"reason": reason},
+        details=_operator_details(actor, reason),
         now=now,
     )
 
 
-def resume(db: Database, **target: str) -> None:
-    pause(db, paused=False, **target)
+def resume(
+    db: Database, *, actor: str | None = None, reason: str | None = None, **target: str
+) -> None:
+    pause(db, paused=False, actor=actor, reason=reason, **target)
 
 
 def preview_fires(
@@ -402,6 +428,34 @@ def preview_fires(
     return upcoming_fires(spec.cron, spec.timezone, after, n)
 
 
+def audit(
+    db: Database,
+    *,
+    user_id: str | None,
+    action: str,
+    resource_type: str,
+    resource_id: str,
+    details: dict[str, Any],
+    now: dt.datetime,
+    user_agent: str = "mmw-api",
+) -> None:
+    """An operator's action, written at once (the API has no batching audit log).
+
+    ``details.actor`` names the operator and ``details.reason`` the reason they gave.
+    """
+    db[names.AUDIT_LOG].insert_one(
+        {
+            "user_id": user_id,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "details": details,
+            "user_agent": user_agent,
+            "timestamp": now,
+        }
+    )
+
+
 def _audit(
     db: Database,
     *,
@@ -411,26 +465,42 @@ def _audit(
     details: dict[str, Any],
     now: dt.datetime,
 ) -> None:
-    """An operator's action on jobs, written at once (the API has no batching audit log)."""
-    db[names.AUDIT_LOG].insert_one(
-        {
-            "user_id": user_id,
-            "action": action,
-            "resource_type": "scheduled_job",
-            "resource_id": resource_id,
-            "details": details,
-            "user_agent": "mmw-api",
-            "timestamp": now,
-        }
+    audit(
+        db,
+        user_id=user_id,
+        action=action,
+        resource_type="scheduled_job",
+        resource_id=resource_id,
+        details=details,
+        now=now,
     )
 
 
-def _audit_job(db: Database, job: dict[str, Any], action: str, now: dt.datetime) -> None:
+def _operator_details(actor: str | None, reason: str | None) -> dict[str, Any]:
+    """``reason`` always; ``actor``: the operator who acted (console, CLI), when one is named."""
+    details: dict[str, Any] = {"reason": reason}
+    if actor is not None:
+        details["actor"] = actor
+    return details
+
+
+def _audit_job(
+    db: Database,
+    job: dict[str, Any],
+    action: str,
+    now: dt.datetime,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> None:
+    details = {"job_type": job.get("job_type")}
+    if actor is not None or reason is not None:
+        details.update(_operator_details(actor, reason))
     _audit(
         db,
         user_id=job.get("user_id"),
         action=action,
         resource_id=str(job.get("job_id")),
-        details={"job_type": job.get("job_type")},
+        details=details,
         now=now,
     )

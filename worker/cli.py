@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,11 @@ from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
+from worker.states import JobStatus
+
+if TYPE_CHECKING:
+    from worker.console.auth import Operator
+    from worker.console.queries import JobFilter
 
 
 def _settings() -> Settings:
@@ -68,6 +73,76 @@ def _stop_event() -> threading.Event:
     return stop
 
 
+# ------------------------------------------------------------------------------------- options
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value == "now":
+        return dt.datetime.now(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class _Time(click.ParamType):
+    """An ISO 8601 time (UTC unless it names an offset), or ``now``."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return _parse_time(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _json_option(command: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON document (scripts).")(
+        command
+    )
+
+
+def _limit_option(default: int) -> Any:
+    from worker.console.queries import MAX_LIMIT
+
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, MAX_LIMIT),
+        default=default,
+        show_default=True,
+        help=f"Rows per page (1-{MAX_LIMIT}).",
+    )
+
+
+def _reason_option(command: Any) -> Any:
+    return click.option(
+        "--reason", required=True, help="Why (kept in audit_log with your name; see MMW_OPERATOR)."
+    )(command)
+
+
+_STATUSES = click.Choice([s.value for s in JobStatus])
+
+
+def _complete_type(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``--type``: the registered job types (plugins' too)."""
+    import contextlib
+
+    from worker.jobtypes import JOB_TYPES
+
+    with contextlib.suppress(click.ClickException):  # bad configuration: the built-in types
+        _settings()  # loads the plugins' types
+    return sorted(name for name in JOB_TYPES if name.startswith(incomplete))
+
+
+_type_option = click.option(
+    "--type", "job_type", help="A registered job type.", shell_complete=_complete_type
+)
+
+
 class _Commands(click.Group):
     """``mmw``'s root: failures an operator can fix print one line, not a traceback."""
 
@@ -117,27 +192,48 @@ def db_init() -> None:
 
 
 @db.command("status")
-def db_status() -> None:
+@_json_option
+def db_status(as_json: bool) -> None:
     """Engine, and jobs by status."""
+    from worker.cli_format import dump, table
     from worker.db.jobs import JobStore
 
     settings = _settings()
     database = _db(settings)
-    click.echo(json.dumps({**database.server_info(), "location": _where(settings, database)}))
-    for status, count in sorted(JobStore(database).count_by_status().items()):
-        click.echo(f"{status:<12} {count}")
+    info = {**database.server_info(), "location": _where(settings, database)}
+    counts = {s.value: 0 for s in JobStatus} | JobStore(database).count_by_status()
+    if as_json:
+        click.echo(dump({**info, "jobs_by_status": counts}))
+        return
+    click.echo(
+        f"engine    {info['engine']}{' ' + str(info['version']) if info.get('version') else ''}"
+    )
+    click.echo(f"location  {info['location']}")
+    for line in table(["STATUS", "JOBS"], [[k, str(v)] for k, v in sorted(counts.items())]):
+        click.echo(line)
 
 
 # ------------------------------------------------------------------------------------- processes
 @main.command()
 @click.option("--once", is_flag=True, help="Run one poll and exit (cron-style use, debugging).")
-def scheduler(once: bool) -> None:
+@click.option(
+    "--dry-run", is_flag=True, help="With --once: show what the poll would claim and decide."
+)
+@_json_option
+def scheduler(once: bool, dry_run: bool, as_json: bool) -> None:
     """Run the polling scheduler until SIGTERM/SIGINT."""
     from worker import metrics
     from worker.broker import build_broker, check_eviction_policy
     from worker.scheduler import Scheduler
 
+    if dry_run and not once:
+        raise click.UsageError("--dry-run goes with --once")
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --once --dry-run (--once prints JSON anyway)")
     settings = _settings()
+    if dry_run:
+        _dry_run(settings, as_json)
+        return
     configure_logging(settings.log_level)
     broker = build_broker(settings)
     warning = check_eviction_policy(broker)
@@ -160,6 +256,55 @@ def scheduler(once: bool) -> None:
         err=True,
     )
     sched.run(_stop_event())
+
+
+def _dry_run(settings: Settings, as_json: bool) -> None:
+    """One poll's claim and decisions, read only: nothing is claimed, sent or changed."""
+    from worker.cli_format import dump, table, utc_time
+    from worker.poll_preview import preview_poll
+
+    now = dt.datetime.now(dt.UTC)
+    preview = preview_poll(_db(settings), settings, now)
+    verdicts = preview.verdicts
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        counts[verdict.decision] = counts.get(verdict.decision, 0) + 1
+    summary = {
+        "now": now,
+        "would_claim": len(verdicts),
+        "decisions": counts,
+        "held_by_pauses": preview.held,
+    }
+    if as_json:
+        click.echo(dump({**summary, "items": verdicts, "next_cursor": None}))
+        return
+    click.echo(
+        f"dry run at {utc_time(now)}: would claim {len(verdicts)} "
+        f"(at most MMW_CLAIM_BATCH_SIZE={settings.claim_batch_size}); nothing was changed"
+    )
+    rows = [
+        [
+            utc_time(v.due_at),
+            v.decision,
+            str(v.queue or "-"),
+            utc_time(v.run_at) if v.run_at else "-",
+            str(v.missed),
+            str(v.job_type),
+            v.job_id,
+        ]
+        for v in verdicts
+    ]
+    if rows:
+        for line in table(
+            ["DUE (UTC)", "DECISION", "QUEUE", "RUN_AT", "MISSED", "TYPE", "JOB_ID"], rows
+        ):
+            click.echo(line)
+    for verdict in verdicts:
+        if verdict.reason:
+            click.echo(f"{verdict.job_id}: {verdict.reason}")
+    click.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing is due")
+    if preview.held:
+        click.echo(f"{preview.held} due jobs are held by pauses (`mmw pauses list`)")
 
 
 @main.command()
@@ -221,22 +366,72 @@ def dev(demo: bool, threads: int, duration: float | None, no_sandboxes: bool) ->
     run_dev(settings, stop, demo=demo, threads=threads, sandboxes=not no_sandboxes)
 
 
+# ------------------------------------------------------------------------------------- web
+@main.group(invoke_without_command=True)
+@click.option("--host", help="Bind address (default MMW_WEB_HOST).")
+@click.option("--port", type=int, help="Port (default MMW_WEB_PORT).")
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the operators' console and its JSON API (docs at /api/docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from worker.web.server import build_console, check_port
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if not settings.web_secret_key:
+        raise click.ClickException(
+            "set MMW_WEB_SECRET_KEY (a long random string) to sign console sessions"
+        )
+    if not settings.web_users and not settings.web_tokens:
+        raise click.ClickException(
+            "no console accounts: set MMW_WEB_USERS (see `mmw web hash-password`) "
+            "or MMW_WEB_TOKENS (see `mmw web new-token`)"
+        )
+    host, port = host or settings.web_host, port or settings.web_port
+    try:
+        check_port(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"{exc}; choose another with --port or MMW_WEB_PORT") from None
+    click.echo(f"console on http://{host}:{port}/ (API docs: /api/docs)", err=True)
+    uvicorn.run(build_console(_db(settings), settings), host=host, port=port, log_level="warning")
+
+
+@web.command("hash-password")
+@click.option("--name", required=True, help="The operator's sign-in name.")
+@click.option(
+    "--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True
+)
+@click.password_option(help="Prompted for when not given.")
+def web_hash_password(name: str, role: str, password: str) -> None:
+    """Print an MMW_WEB_USERS entry (scrypt hash) for one operator."""
+    from worker.console.auth import hash_password
+
+    click.echo(json.dumps({name: {"hash": hash_password(password), "role": role}}))
+
+
+@web.command("new-token")
+@click.option("--name", required=True, help="Who or what uses the token (kept in the audit log).")
+@click.option(
+    "--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True
+)
+def web_new_token(name: str, role: str) -> None:
+    """Make an API token: prints the token (give it to the client) and its MMW_WEB_TOKENS entry."""
+    from worker.console.auth import hash_token, new_token
+
+    token = new_token()
+    click.echo(f"token: {token}")
+    click.echo(
+        "MMW_WEB_TOKENS entry: " + json.dumps({hash_token(token): {"name": name, "role": role}})
+    )
+
+
 # ------------------------------------------------------------------------------------- jobs
 @main.group()
 def jobs() -> None:
     """Submit, inspect and operate jobs."""
-
-
-def _parse_time(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value == "now":
-        return dt.datetime.now(dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @jobs.command("submit")
@@ -286,99 +481,409 @@ def jobs_submit(
     click.echo(job["job_id"])
 
 
-def _row(job: dict[str, Any]) -> str:
-    due = (job.get("schedule") or {}).get("execute_at")
-    due_text = due.strftime("%Y-%m-%d %H:%M:%S") if isinstance(due, dt.datetime) else str(due)
-    flags = " paused" if job.get("paused") else ""
-    error = f"  {job['error'][:60]}" if job.get("error") else ""
-    return (
-        f"{job.get('job_id', '?'):<38} {job.get('job_type')!s:<20} "
-        f"{job.get('status')!s:<11} {due_text:<19} {job.get('attempts') or 0}"
-        f"/{job.get('max_attempts') or '-'}{flags}{error}"
+def _job_type(value: str | None, *, stored_ok: bool = False) -> str | None:
+    """``value`` if it is a registered job type (plugins loaded first), else a usage error that
+    lists them; with ``stored_ok`` an unknown name is only noted (hand-written documents of a
+    mistyped type exist, and the scheduler fails them: `jobs failed` is where they show)."""
+    from worker.jobtypes import JOB_TYPES
+
+    if value is None or value in JOB_TYPES:
+        return value
+    known = ", ".join(sorted(JOB_TYPES))
+    if stored_ok:
+        click.echo(f"note: {value!r} is not a registered job type (those are: {known})", err=True)
+        return value
+    raise click.BadParameter(
+        f"{value!r} is not a registered job type; one of: {known}",
+        ctx=click.get_current_context(),
+        param_hint="'--type'",
     )
+
+
+def _operator(settings: Settings) -> Operator:
+    """Who the CLI acts as: ``MMW_OPERATOR``, else ``cli:<OS user>`` (kept in audit_log)."""
+    import getpass
+
+    from worker.console.auth import Operator
+
+    if settings.operator:
+        return Operator(settings.operator, "operator")
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (containers)
+        user = "unknown"
+    return Operator(f"cli:{user}", "operator")
+
+
+def _act(action: Any) -> Any:
+    """Run a console action; its refusal (bad input, wrong state) is one line, exit 1."""
+    from worker.console.actions import ActionError
+
+    try:
+        return action()
+    except ActionError as exc:
+        raise _fail(exc) from None
+
+
+def _page_hint(next_cursor: str | None) -> None:
+    if next_cursor:
+        click.echo(f"more: add --after {next_cursor}", err=True)
+
+
+def _held_by(job: dict[str, Any], controls: list[dict[str, Any]]) -> list[str]:
+    """What holds a job: its own pause, a pause of its user, of its job type."""
+    held = ["job"] if job.get("paused") is True else []
+    for control in controls:
+        kind = control.get("kind")
+        if kind in ("user", "job_type") and job.get("user_id" if kind == "user" else kind) == (
+            control.get("value")
+        ):
+            held.append(kind)
+    return held
+
+
+def _job_rows(jobs: list[dict[str, Any]]) -> list[str]:
+    """People's view of a page of jobs: the id last (it may be long), whole errors below."""
+    from worker.cli_format import job_zone, local_time, table, utc_time, wrapped
+
+    with_zone = any(job_zone(job) for job in jobs)
+    headers = ["DUE (UTC)", *(["LOCAL"] if with_zone else []), "TYPE", "STATUS", "TRIES", "HELD"]
+    rows = []
+    for job in jobs:
+        due = (job.get("schedule") if isinstance(job.get("schedule"), dict) else {}).get(
+            "execute_at"
+        )
+        rows.append(
+            [
+                utc_time(due),
+                *([local_time(due, job_zone(job))] if with_zone else []),
+                str(job.get("job_type")),
+                str(job.get("status")),
+                f"{job.get('attempts') or 0}/{job.get('max_attempts') or '-'}",
+                ",".join(job.get("held_by") or []) or "-",
+                str(job.get("job_id")),
+            ]
+        )
+    lines = table([*headers, "JOB_ID"], rows)
+    out = [lines[0]]
+    for job, line in zip(jobs, lines[1:], strict=True):
+        out.append(line)
+        if job.get("error"):
+            out += wrapped(f"error: {job['error']}")
+    return out
+
+
+def _list_page(
+    filt: JobFilter, after: str | None, limit: int, as_json: bool, *, settings: Settings
+) -> None:
+    """One page of jobs (the console's list query), for people or as JSON."""
+    from worker.console import queries
+
+    database = _db(settings)
+    try:
+        page = queries.list_jobs(
+            database, filt, cursor=after, limit=limit, now=dt.datetime.now(dt.UTC)
+        )
+    except ValueError as exc:  # a damaged cursor, a bad time range
+        raise click.UsageError(str(exc)) from None
+    controls = queries.pauses(database)["controls"]
+    for job in page.items:
+        job["held_by"] = _held_by(job, controls)
+        job.pop("_id", None)
+    if as_json:
+        from worker.cli_format import dump
+
+        click.echo(dump({"items": page.items, "next_cursor": page.next_cursor}))
+        return
+    if not page.items:
+        click.echo("(no jobs match)")
+        return
+    for line in _job_rows(page.items):
+        click.echo(line)
+    _page_hint(page.next_cursor)
+
+
+def _filter_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            _type_option,
+            click.option("--user", "user_id", help="Owner user_id."),
+            click.option("--due-after", type=_Time(), help="Due at or after (ISO 8601)."),
+            click.option("--due-before", type=_Time(), help="Due before (ISO 8601)."),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @jobs.command("list")
-@click.option("--status")
-@click.option("--type", "job_type")
-@click.option("--user", "user_id")
-@click.option("--limit", default=50, show_default=True)
-def jobs_list(status: str | None, job_type: str | None, user_id: str | None, limit: int) -> None:
-    """Jobs, newest due first."""
-    rows = api.list_jobs(
-        _db(_settings()), status=status, job_type=job_type, user_id=user_id, limit=limit
-    )
-    click.echo(f"{'JOB_ID':<38} {'TYPE':<20} {'STATUS':<11} {'DUE (UTC)':<19} ATTEMPTS")
-    for job in rows:
-        click.echo(_row(job))
-    if not rows:
-        click.echo("(no jobs match)")
+@click.option("--status", type=_STATUSES)
+@_filter_options
+@_limit_option(50)
+@click.option("--after", "after", metavar="CURSOR", help="The page after this cursor.")
+@_json_option
+def jobs_list(
+    status: str | None,
+    job_type: str | None,
+    user_id: str | None,
+    due_after: dt.datetime | None,
+    due_before: dt.datetime | None,
+    limit: int,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """Jobs, newest due first, one page at a time (the next page's cursor goes to stderr)."""
+    from worker.console.queries import JobFilter
+
+    settings = _settings()
+    filt = JobFilter(status, _job_type(job_type), user_id, due_after, due_before)
+    _list_page(filt, after, limit, as_json, settings=settings)
 
 
 @jobs.command("failed")
-@click.option("--type", "job_type")
-@click.option("--limit", default=50, show_default=True)
-def jobs_failed(job_type: str | None, limit: int) -> None:
-    """Failed jobs with their errors (requeue with `mmw jobs retry`)."""
-    for job in api.list_jobs(_db(_settings()), status="failed", job_type=job_type, limit=limit):
-        click.echo(_row(job))
+@_filter_options
+@_limit_option(50)
+@click.option("--after", "after", metavar="CURSOR", help="The page after this cursor.")
+@_json_option
+def jobs_failed(
+    job_type: str | None,
+    user_id: str | None,
+    due_after: dt.datetime | None,
+    due_before: dt.datetime | None,
+    limit: int,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """Failed jobs with their whole errors (requeue with `mmw jobs retry`).
+
+    --type also takes a name that is not a registered type (noted on stderr): documents written
+    by hand with a mistyped type end here.
+    """
+    from worker.console.queries import JobFilter
+
+    settings = _settings()
+    filt = JobFilter("failed", _job_type(job_type, stored_ok=True), user_id, due_after, due_before)
+    _list_page(filt, after, limit, as_json, settings=settings)
+
+
+def _show_job(page: dict[str, Any]) -> list[str]:
+    """People's view of the console's job page: fields, whole error, history, audit, fires."""
+    from worker.cli_format import job_zone, local_time, table, utc_time, wrapped
+
+    job = page["job"]
+    zone = job_zone(job)
+    schedule = job.get("schedule") if isinstance(job.get("schedule"), dict) else {}
+
+    def when(value: Any) -> str:
+        local = local_time(value, zone)
+        return utc_time(value) + (f"  ({local})" if local else "")
+
+    if schedule.get("cron_expression"):
+        plan = f"cron '{schedule['cron_expression']}' in {schedule.get('timezone') or 'UTC'}"
+        plan += "".join(f", {k} {schedule[k]}" for k in ("catch_up", "overlap") if schedule.get(k))
+    else:
+        plan = "one-off"
+    fields = [
+        ("job_id", str(job.get("job_id"))),
+        ("type", str(job.get("job_type"))),
+        ("user", str(job.get("user_id"))),
+        ("status", str(job.get("status"))),
+        ("due", when(schedule.get("execute_at"))),
+        ("schedule", plan),
+        ("attempts", f"{job.get('attempts') or 0}/{job.get('max_attempts') or '-'}"),
+    ]
+    if job.get("paused"):
+        pause = job.get("pause") if isinstance(job.get("pause"), dict) else {}
+        fields.append(
+            (
+                "paused",
+                f"by {pause.get('set_by') or '?'} at {utc_time(pause.get('at'))}: "
+                f"{pause.get('reason') or '(no reason)'}",
+            )
+        )
+    for key in ("run_at", "created_at", "updated_at", "finished_at"):
+        if job.get(key) is not None:
+            fields.append((key, when(job[key])))
+    width = max(len(k) for k, _ in fields)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    if job.get("error"):
+        lines += ["error:", *wrapped(str(job["error"]))]
+    if page["history"]:
+        lines += ["", "history (newest first):"]
+        rows = [
+            [
+                utc_time(h.get("finished_at")),
+                str(h.get("status")),
+                str(h.get("attempts")),
+                f"{h.get('duration_ms')} ms",
+                str(h.get("error") or ""),
+            ]
+            for h in page["history"]
+        ]
+        lines += [
+            "  " + line for line in table(["FINISHED", "STATUS", "TRY", "TOOK", "ERROR"], rows)
+        ]
+    if page["next_fires"]:
+        lines += ["", f"next fires ({page['zone']}):"]
+        lines += [f"  {f['utc']}  ({f['local']})" for f in page["next_fires"]]
+    if page["audit"]:
+        lines += ["", "audit (newest first; all of it: `mmw audit JOB_ID`):"]
+        lines += ["  " + line for line in _audit_rows(page["audit"][:10])]
+    return lines
+
+
+def _audit_rows(entries: list[dict[str, Any]]) -> list[str]:
+    from worker.cli_format import table, utc_time
+
+    rows = []
+    for entry in entries:
+        details = dict(entry.get("details") or {})
+        actor = details.pop("actor", None) or "-"
+        reason = details.pop("reason", None) or "-"
+        extra = " ".join(f"{k}={v}" for k, v in details.items() if v is not None)
+        pending = " (in outbox)" if entry.get("in_outbox") else ""
+        rows.append(
+            [
+                utc_time(entry.get("timestamp")),
+                str(entry.get("action")) + pending,
+                actor,
+                reason,
+                extra,
+            ]
+        )
+    return table(["TIME (UTC)", "ACTION", "ACTOR", "REASON", "DETAILS"], rows)
 
 
 @jobs.command("show")
 @click.argument("job_id")
-def jobs_show(job_id: str) -> None:
-    """One job as JSON, with its run history."""
-    job = api.get(_db(_settings()), job_id)
-    if job is None:
+@_json_option
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """One job: its fields, whole error, run history, next fires and audit trail."""
+    from worker.console.queries import job_page
+
+    page = job_page(_db(_settings()), job_id, dt.datetime.now(dt.UTC))
+    if page is None:
         raise click.ClickException(f"no job {job_id!r}")
-    job.pop("_id", None)
-    click.echo(json.dumps(job, indent=2, default=str))
+    page["job"].pop("_id", None)
+    if as_json:
+        from worker.cli_format import dump
+
+        click.echo(dump(page))
+        return
+    for line in _show_job(page):
+        click.echo(line)
 
 
 @jobs.command("cancel")
 @click.argument("job_id")
-def jobs_cancel(job_id: str) -> None:
+@_reason_option
+def jobs_cancel(job_id: str, reason: str) -> None:
     """Cancel a job that has not started."""
-    try:
-        api.cancel(_db(_settings()), job_id)
-    except api.JobConflict as exc:
-        raise _fail(exc) from None
+    from worker.console.actions import cancel_job
+
+    settings = _settings()
+    database, op = _db(settings), _operator(settings)
+    _act(lambda: cancel_job(database, op, job_id, reason, dt.datetime.now(dt.UTC)))
     click.echo(f"cancelled {job_id}")
+
+
+#: Failed jobs named in the preview of a bulk retry.
+_SAMPLE = 10
 
 
 @jobs.command("retry")
 @click.argument("job_ids", nargs=-1)
-@click.option("--all-failed", is_flag=True, help="Requeue every failed job (with --type).")
-@click.option("--type", "job_type")
-def jobs_retry(job_ids: tuple[str, ...], all_failed: bool, job_type: str | None) -> None:
-    """Requeue failed jobs now, with a fresh attempt budget."""
-    database = _db(_settings())
-    targets = list(job_ids)
-    if all_failed:
-        targets += [
-            j["job_id"]
-            for j in api.list_jobs(database, status="failed", job_type=job_type, limit=10_000)
-        ]
-    if not targets:
-        raise click.UsageError("name job ids or use --all-failed")
-    failures = 0
-    for job_id in targets:
-        try:
-            api.retry(database, job_id)
-            click.echo(f"requeued {job_id}")
-        except api.JobConflict as exc:
-            failures += 1
-            click.echo(f"skipped: {exc}", err=True)
-    if failures:
+@click.option("--all-failed", is_flag=True, help="Every failed job matching the filters.")
+@_filter_options
+@click.option("--reason", help="Why (kept in audit_log with your name); not with --dry-run.")
+@click.option("--yes", is_flag=True, help="Do it without asking (bulk).")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what --all-failed would requeue; change nothing."
+)
+def jobs_retry(
+    job_ids: tuple[str, ...],
+    all_failed: bool,
+    job_type: str | None,
+    user_id: str | None,
+    due_after: dt.datetime | None,
+    due_before: dt.datetime | None,
+    reason: str | None,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    """Requeue failed jobs now, with a fresh attempt budget.
+
+    Name job ids, or --all-failed (with --type/--user/--due-*): it prints how many match and a
+    sample, then asks (or --yes); --dry-run only prints. At most 10,000 per run.
+    """
+    from worker.console import actions, queries
+
+    settings = _settings()
+    database, op = _db(settings), _operator(settings)
+    now = dt.datetime.now(dt.UTC)
+    filters = job_type or user_id or due_after or due_before
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("name job ids or use --all-failed (not both)")
+    if job_ids and (filters or dry_run):
+        raise click.UsageError("--type, --user, --due-* and --dry-run go with --all-failed")
+    if not reason and not dry_run:
+        raise click.UsageError("Missing option '--reason' (kept in audit_log with your name)")
+    if job_ids:
+        failures = 0
+        for job_id in job_ids:
+            try:
+                actions.retry_job(database, op, job_id, reason or "", now)
+                click.echo(f"requeued {job_id}")
+            except actions.ActionError as exc:
+                failures += 1
+                click.echo(f"skipped: {exc}", err=True)
+        if failures:
+            sys.exit(1)
+        return
+    filt = queries.JobFilter("failed", _job_type(job_type), user_id, due_after, due_before)
+    try:
+        count = queries.failed_count(database, filt, actions.BULK_LIMIT)
+        sample = queries.list_jobs(database, filt, limit=_SAMPLE, now=now).items
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    described = ", ".join(
+        f"{k}={v.isoformat() if isinstance(v, dt.datetime) else v}"
+        for k, v in (
+            ("type", job_type),
+            ("user", user_id),
+            ("due_after", due_after),
+            ("due_before", due_before),
+        )
+        if v is not None
+    )
+    matching = "1 failed job matches" if count == 1 else f"{count} failed jobs match"
+    click.echo(f"{matching}{f' ({described})' if described else ''}:")
+    for line in _job_rows(sample):
+        click.echo("  " + line)
+    if count > len(sample):
+        click.echo(f"  … and {count - len(sample)} more")
+    if dry_run or count == 0:
+        click.echo("dry run: nothing changed" if dry_run else "nothing to requeue")
+        return
+    if not yes:
+        click.confirm(f"requeue these {count} jobs?", abort=True)
+    result = _act(
+        lambda: actions.retry_matching(database, op, filt, reason or "", now, expected=count)
+    )
+    click.echo(f"requeued {result['requeued']} of {result['matched']}")
+    for problem in result["skipped"]:
+        click.echo(f"skipped: {problem}", err=True)
+    if result["skipped"]:
         sys.exit(1)
 
 
 @jobs.command("next")
 @click.argument("job_id")
-@click.option("-n", "count", default=5, show_default=True)
-def jobs_next(job_id: str, count: int) -> None:
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 100))
+@_json_option
+def jobs_next(job_id: str, count: int, as_json: bool) -> None:
     """Preview the next fires of a recurring job (UTC and the job's time zone)."""
-    from zoneinfo import ZoneInfo
+    from worker.console.queries import zone_of
 
     job = api.get(_db(_settings()), job_id)
     if job is None:
@@ -387,9 +892,17 @@ def jobs_next(job_id: str, count: int) -> None:
         fires = api.preview_fires(job, count)
     except api.InvalidJob as exc:
         raise _fail(exc) from None
-    tz = ZoneInfo(job["schedule"].get("timezone") or "UTC")
-    for fire in fires:
-        click.echo(f"{fire.isoformat()}  ({fire.astimezone(tz).isoformat()} {tz.key})")
+    tz = zone_of(job)
+    rows = [
+        {"utc": f.isoformat(), "local": f.astimezone(tz).isoformat(), "zone": tz.key} for f in fires
+    ]
+    if as_json:
+        from worker.cli_format import dump
+
+        click.echo(dump({"job_id": job_id, "zone": tz.key, "items": rows, "next_cursor": None}))
+        return
+    for row in rows:
+        click.echo(f"{row['utc']}  ({row['local']} {row['zone']})")
 
 
 @jobs.command("check-cron")
@@ -416,7 +929,7 @@ def jobs_check_cron(as_json: bool) -> None:
 def _target(job_id: str | None, user_id: str | None, job_type: str | None) -> dict[str, str]:
     named = {
         k: v
-        for k, v in (("job_id", job_id), ("user_id", user_id), ("job_type", job_type))
+        for k, v in (("job", job_id), ("user", user_id), ("job_type", job_type))
         if v is not None
     }
     if len(named) != 1:
@@ -424,33 +937,98 @@ def _target(job_id: str | None, user_id: str | None, job_type: str | None) -> di
     return named
 
 
+def _pause(paused: bool, target: dict[str, str], reason: str) -> None:
+    from worker.console import actions
+
+    settings = _settings()
+    ((kind, value),) = target.items()
+    if kind == "job_type":  # a pause of a type nobody registers any more may still be lifted
+        _job_type(value, stored_ok=not paused)
+    database, op = _db(settings), _operator(settings)
+    act = actions.pause if paused else actions.resume
+    _act(lambda: act(database, op, kind, value, reason, dt.datetime.now(dt.UTC)))
+    click.echo(f"{'paused' if paused else 'resumed'} {kind} {value}")
+
+
 @jobs.command("pause")
 @click.argument("job_id", required=False)
 @click.option("--user", "user_id")
-@click.option("--type", "job_type")
-@click.option("--reason")
-def jobs_pause(
-    job_id: str | None, user_id: str | None, job_type: str | None, reason: str | None
-) -> None:
+@_type_option
+@_reason_option
+def jobs_pause(job_id: str | None, user_id: str | None, job_type: str | None, reason: str) -> None:
     """Hold a job, a user's jobs or a job type's jobs (running ones finish)."""
-    try:
-        api.pause(_db(_settings()), reason=reason, **_target(job_id, user_id, job_type))
-    except api.JobConflict as exc:
-        raise _fail(exc) from None
-    click.echo("paused")
+    _pause(True, _target(job_id, user_id, job_type), reason)
 
 
 @jobs.command("resume")
 @click.argument("job_id", required=False)
 @click.option("--user", "user_id")
-@click.option("--type", "job_type")
-def jobs_resume(job_id: str | None, user_id: str | None, job_type: str | None) -> None:
+@_type_option
+@_reason_option
+def jobs_resume(job_id: str | None, user_id: str | None, job_type: str | None, reason: str) -> None:
     """Release what `mmw jobs pause` held."""
-    try:
-        api.resume(_db(_settings()), **_target(job_id, user_id, job_type))
-    except api.JobConflict as exc:
-        raise _fail(exc) from None
-    click.echo("resumed")
+    _pause(False, _target(job_id, user_id, job_type), reason)
+
+
+# ------------------------------------------------------------------------------------- pauses
+@main.group()
+def pauses() -> None:
+    """What operators hold: pauses by user or job type, and paused jobs."""
+
+
+@pauses.command("list")
+@_limit_option(200)
+@_json_option
+def pauses_list(limit: int, as_json: bool) -> None:
+    """Every active pause: kind, value, reason, who set it, when."""
+    from worker.cli_format import dump, pause_rows, table, utc_time
+    from worker.console.queries import pauses as read_pauses
+
+    found = read_pauses(_db(_settings()), limit)
+    rows = pause_rows(found)
+    if as_json:
+        click.echo(dump({"items": rows, "next_cursor": None}))
+    elif not rows:
+        click.echo("(nothing is paused)")
+    else:
+        cells = [
+            [
+                str(r["kind"]),
+                utc_time(r["at"]),
+                str(r["set_by"] or "-"),
+                str(r["reason"] or "-"),
+                str(r["value"]),
+            ]
+            for r in rows
+        ]
+        for line in table(["KIND", "SINCE (UTC)", "SET BY", "REASON", "VALUE"], cells):
+            click.echo(line)
+    if any(len(v) >= limit for v in found.values()):
+        click.echo(f"showing at most {limit} of each kind: raise --limit", err=True)
+
+
+# ------------------------------------------------------------------------------------- audit
+@main.command("audit")
+@click.argument("resource_id")
+@_limit_option(100)
+@_json_option
+def audit_command(resource_id: str, limit: int, as_json: bool) -> None:
+    """The audit trail of a job (or of `user:ID`, `job_type:NAME`, an approval or post id),
+    newest first, with the operator who acted and the reason they gave."""
+    from worker.console.queries import audit_trail
+
+    entries = audit_trail(_db(_settings()), resource_id, limit=limit)
+    if as_json:
+        from worker.cli_format import dump
+
+        click.echo(dump({"resource_id": resource_id, "items": entries, "next_cursor": None}))
+    elif not entries:
+        click.echo(f"(no audit entries for {resource_id!r})")
+    else:
+        for line in _audit_rows(entries):
+            click.echo(line)
+    if len(entries) >= limit:
+        click.echo(f"showing the newest {limit}: raise --limit for more", err=True)
 
 
 # ------------------------------------------------------------------------------------- approvals
@@ -460,63 +1038,68 @@ def approvals() -> None:
 
 
 @approvals.command("list")
-@click.option("--user", "user_id")
-@click.option("--all", "show_all", is_flag=True, help="Include resolved requests.")
-def approvals_list(user_id: str | None, show_all: bool) -> None:
-    """Pending approval requests, newest first."""
-    from worker.db import names
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "approved", "rejected"]),
+    default="pending",
+    show_default=True,
+)
+@_limit_option(100)
+@_json_option
+def approvals_list(status: str, limit: int, as_json: bool) -> None:
+    """Approval requests in one status, newest first."""
+    from worker.cli_format import dump, table, utc_time
+    from worker.console.queries import approvals as read_approvals
 
-    query: dict[str, Any] = {} if show_all else {"status": "pending"}
-    if user_id:
-        query["user_id"] = user_id
-    rows = _db(_settings())[names.APPROVAL_REQUESTS].find(
-        query, sort=[("created_at", -1)], limit=100
-    )
-    for row in rows:
-        click.echo(
-            f"{row['request_id']:<40} {row.get('request_type')!s:<14} {row.get('status')!s:<9} "
-            f"user={row.get('user_id')} campaign={row.get('campaign_id')}"
-        )
+    rows = read_approvals(_db(_settings()), status, limit)
+    if as_json:
+        click.echo(dump({"items": rows, "next_cursor": None}))
+        return
     if not rows:
-        click.echo("(no approval requests)")
+        click.echo(f"(no {status} approval requests)")
+        return
+    cells = [
+        [
+            utc_time(r.get("created_at")),
+            str(r.get("request_type")),
+            str(r.get("status")),
+            str(r.get("user_id")),
+            str(r.get("campaign_id")),
+            str(r.get("request_id")),
+        ]
+        for r in rows
+    ]
+    for line in table(["CREATED (UTC)", "TYPE", "STATUS", "USER", "CAMPAIGN", "REQUEST_ID"], cells):
+        click.echo(line)
+    if len(rows) >= limit:
+        click.echo(f"showing the newest {limit}: raise --limit for more", err=True)
 
 
-def _resolve(request_id: str, approved: bool, notes: str | None) -> None:
-    from worker.agents.approvals import ApprovalConflict, resolve
-    from worker.db import names
+def _decide(request_id: str, approved: bool, reason: str) -> None:
+    from worker.console.actions import decide_approval
 
-    database = _db(_settings())
-    request = database[names.APPROVAL_REQUESTS].find_one({"request_id": request_id})
-    if request is None:
-        raise click.ClickException(f"no approval request {request_id!r}")
-    try:
-        resolve(
-            database,
-            request_id=request_id,
-            user_id=request["user_id"],
-            approved=approved,
-            by="mmw-cli",
-            notes=notes,
-        )
-    except ApprovalConflict as exc:
-        raise _fail(exc) from None
+    settings = _settings()
+    database, op = _db(settings), _operator(settings)
+    _act(
+        lambda: decide_approval(database, op, request_id, approved, reason, dt.datetime.now(dt.UTC))
+    )
     click.echo(f"{'approved' if approved else 'rejected'} {request_id}")
 
 
 @approvals.command("approve")
 @click.argument("request_id")
-@click.option("--notes")
-def approvals_approve(request_id: str, notes: str | None) -> None:
+@_reason_option
+def approvals_approve(request_id: str, reason: str) -> None:
     """Approve a request; the waiting work is released at once."""
-    _resolve(request_id, True, notes)
+    _decide(request_id, True, reason)
 
 
 @approvals.command("reject")
 @click.argument("request_id")
-@click.option("--reason", required=True)
+@_reason_option
 def approvals_reject(request_id: str, reason: str) -> None:
     """Reject a request; the waiting work ends with the reason."""
-    _resolve(request_id, False, reason)
+    _decide(request_id, False, reason)
 
 
 # ------------------------------------------------------------------------------------- keys

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from worker import api, metrics
 from worker.actors.lifecycle import build_runner, declare_job_actors, set_runner
 from worker.broker import build_broker
 from worker.clock import Clock, wall_clock
+from worker.console.auth import hash_password
 from worker.db import names
 from worker.db.client import get_database
 from worker.db.engine import Database
@@ -38,8 +40,17 @@ from worker.sandbox.zoho import ZohoSandbox, start_zoho_sandbox
 from worker.scheduler import Scheduler
 from worker.secrets import generate_key, keyring, seal_document, write_key_file
 from worker.settings import Settings
+from worker.web.server import ConsoleServer, build_console, check_port
 
-__all__ = ["DEV_KEY_FILE", "Sandboxes", "dev_key", "insert_demo_jobs", "run_dev", "start_sandboxes"]
+__all__ = [
+    "DEV_KEY_FILE",
+    "Sandboxes",
+    "dev_console_settings",
+    "dev_key",
+    "insert_demo_jobs",
+    "run_dev",
+    "start_sandboxes",
+]
 
 DEMO_USER = "demo_user"
 DEMO_PLATFORMS = ("facebook", "instagram", "twitter", "linkedin")
@@ -253,6 +264,7 @@ def run_dev(
     sandboxes: bool = True,
     faults: Faults | None = None,
 ) -> None:
+    check_port(settings.web_host, settings.web_port)  # before anything is started
     settings = dev_key(settings)
     apis = start_sandboxes(settings, faults=faults) if sandboxes else None
     if apis is not None:
@@ -268,6 +280,9 @@ def run_dev(
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    settings, password = dev_console_settings(settings)
+    console = ConsoleServer(build_console(db, settings), settings.web_host, settings.web_port)
+    console.start()
     where = "MongoDB at MONGODB_URL" if settings.mongodb_url else f"{settings.embedded_path}/"
     broker_where = settings.broker_url or f"embedded Redis ({settings.embedded_redis_path})"
     lines: list[Any] = [
@@ -275,6 +290,8 @@ def run_dev(
         f"  data:      {where}",
         f"  broker:    {broker_where}",
         f"  metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        f"  console:   {console.url}/"
+        + (f"  (sign in as 'dev', password '{password}')" if password else ""),
         "  jobs:      mmw jobs list   (in another terminal, same folder)",
     ]
     if apis is not None:
@@ -293,6 +310,7 @@ def run_dev(
     try:
         Scheduler(db, broker, settings).run(stop)
     finally:
+        console.stop()
         worker.stop()
         runner.close()
         broker.close()
@@ -303,6 +321,19 @@ def run_dev(
             apis.stop()
         for line in _summary(db):
             click.echo(line, err=True)
+
+
+def dev_console_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings for the dev console: a per-run signing key and, when no account is configured,
+    an operator ``dev`` with a fresh password (returned, to print)."""
+    update: dict[str, Any] = {}
+    if not settings.web_secret_key:
+        update["web_secret_key"] = secrets.token_urlsafe(32)
+    password = None
+    if not settings.web_users:
+        password = secrets.token_urlsafe(9)
+        update["web_users"] = {"dev": {"hash": hash_password(password), "role": "operator"}}
+    return settings.model_copy(update=update), password
 
 
 def _summary(db: Database) -> list[str]:

@@ -172,6 +172,10 @@ class Scheduler:
         """Poll until ``stop`` is set (SIGTERM/SIGINT in ``mmw scheduler``)."""
         declare_queues(self.broker, (t.queue for t in JOB_TYPES.values()))
         log.info("scheduler %s polling every %.2fs", self.owner, self.settings.poll_interval)
+        # Liveness from its own thread: a long poll (a big backlog on a slow engine) must not
+        # make this scheduler look dead to the others, which would re-send its claims.
+        beating = threading.Thread(target=self._keep_beating, args=(stop,), daemon=True)
+        beating.start()
         while not stop.is_set():
             began = time.monotonic()
             try:
@@ -192,6 +196,7 @@ class Scheduler:
             if not full:  # a full batch means a backlog: poll again at once
                 stop.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - began)))
         self.audit.flush()  # job outboxes are durable: the next scheduler to poll moves them
+        beating.join(timeout=10)
         try:  # every claim of this scheduler was sent: nothing for others to check
             self.registry.forget([self.owner])
         except Exception:
@@ -217,6 +222,13 @@ class Scheduler:
             if dispatch is not None:
                 outgoing.append((job, dispatch))
         self._send(outgoing, now, report)
+
+    def _keep_beating(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.scheduler_heartbeat_seconds):
+            try:
+                self._beat(self.clock(), TickReport())
+            except Exception:
+                log.exception("scheduler %s could not record its liveness", self.owner)
 
     def _beat(self, now: dt.datetime, report: TickReport) -> None:
         interval = dt.timedelta(seconds=self.settings.scheduler_heartbeat_seconds)

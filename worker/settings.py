@@ -115,6 +115,34 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9191, description="Worker exposition port.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
+    # --- Operators' console (mmw web) ----------------------------------------------------------
+    web_host: str = Field(default="127.0.0.1", description="Bind address of the console.")
+    web_port: int = Field(default=8300, description="Port of the console (`mmw web`, `mmw dev`).")
+    web_users: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Console accounts (JSON: name → {"hash": scrypt hash from `mmw web '
+        'hash-password`, "role": "viewer"|"operator"}).',
+    )
+    web_tokens: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='JSON API tokens (JSON: sha256 of the token → {"name": ..., "role": ...}; '
+        "`mmw web new-token` makes one).",
+    )
+    web_secret_key: str = Field(
+        default="",
+        description="Key that signs session cookies (required by `mmw web`; `mmw dev` makes one "
+        "per run).",
+    )
+    web_secure_cookies: bool = Field(
+        default=False,
+        description="Mark session cookies Secure (set it when the console is served over https).",
+    )
+    web_session_hours: float = Field(default=12.0, description="A console session lasts this long.")
+    operator: str | None = Field(
+        default=None,
+        description="Who `mmw` actions are recorded as in audit_log (default cli:<OS user>).",
+    )
+
     # --- Integrations: base URLs (point these at the sandboxes in dev and tests) ----------------
     graph_base_url: str = Field(
         default="https://graph.facebook.com/v21.0", description="Facebook/Instagram Graph API."

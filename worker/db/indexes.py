@@ -161,6 +161,62 @@ INDEXES: tuple[IndexSpec, ...] = (
         unique=True,
         why="CRM sync upserts by (user, module, record)",
     ),
+    # --- the operators' console (worker/console/queries.py; tests/test_web_indexes.py) ----------
+    *(
+        _ix(
+            names.SCHEDULED_JOBS,
+            *prefix,
+            ("schedule.execute_at", DESC),
+            ("_id", DESC),
+            why="console job lists: filter, then due time with a unique tie-break (cursor paging)",
+        )
+        for prefix in (
+            (),
+            (("status", ASC),),
+            (("job_type", ASC),),
+            (("user_id", ASC),),
+            (("status", ASC), ("job_type", ASC)),
+        )
+    ),
+    _ix(names.SCHEDULED_JOBS, ("paused", ASC), sparse=True, why="console: paused jobs"),
+    _ix(names.JOB_CONTROLS, ("paused", ASC), why="console: active pauses"),
+    _ix(names.SCHEDULERS, ("heartbeat_at", DESC), why="console: scheduler liveness, newest first"),
+    _ix(
+        names.SCHEDULED_JOBS,
+        ("schedule.recurring", ASC),
+        ("schedule.execute_at", ASC),
+        ("_id", ASC),
+        why="console: recurring schedules by next fire",
+    ),
+    _ix(
+        names.AUDIT_LOG,
+        ("resource_id", ASC),
+        ("timestamp", DESC),
+        why="console: a job's or a post's audit trail, newest first",
+    ),
+    _ix(
+        names.AUDIT_LOG,
+        ("action", ASC),
+        ("timestamp", DESC),
+        why="console: throughput and the last dispatch",
+    ),
+    _ix(
+        names.APPROVAL_REQUESTS,
+        ("status", ASC),
+        ("created_at", DESC),
+        why="console: pending approvals, newest first",
+    ),
+    _ix(
+        names.SOCIAL_POSTS,
+        ("platforms.status", ASC),
+        why="console: review queue of targets whose outcome is unknown",
+    ),
+    _ix(
+        names.EMAIL_CAMPAIGNS,
+        ("send_intent.stage", ASC),
+        sparse=True,
+        why="console: review queue of sends not confirmed",
+    ),
     _ix(
         names.ANALYTICS_DATA,
         ("user_id", ASC),
