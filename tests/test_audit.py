@@ -181,3 +181,28 @@ def test_runs_in_flight_are_moved_once_they_end_or_settle(db, clock):
     clock.advance(seconds=31)
     assert move_outbox(db, settled_before=clock.now - settle) == 1  # settled: moved anyway
     assert actions(db, docs[1]["job_id"]) == ["job_claimed"]
+
+
+def test_operator_actions_carry_their_audit_in_the_same_update(db, clock, monkeypatch):
+    """cancel/retry push their entry with the state change; it shows in audit_log at once,
+    and survives a failed (or killed) publication as an outbox entry the scheduler moves."""
+    from tests.helpers import job_doc
+    from worker import api
+
+    job = job_doc(at=clock.now)
+    db.scheduled_jobs.insert_one(job)
+    api.cancel(db, job["job_id"], now=clock.now, actor="cli:alice", reason="duplicate")
+    (entry,) = db.audit_log.find({"resource_id": job["job_id"], "action": "job_cancelled"})
+    assert entry["details"]["actor"] == "cli:alice" and entry["details"]["reason"] == "duplicate"
+    assert not db.scheduled_jobs.find_one({"job_id": job["job_id"]}).get("audit_outbox")
+
+    failed = job_doc(at=clock.now, status="failed")
+    db.scheduled_jobs.insert_one(failed)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("killed here")
+
+    monkeypatch.setattr(api, "move_job_outbox", broken)
+    api.retry(db, failed["job_id"], now=clock.now, actor="cli:bob", reason="fixed the token")
+    (pending,) = db.scheduled_jobs.find_one({"job_id": failed["job_id"]})["audit_outbox"]
+    assert pending["action"] == "job_requeued" and pending["details"]["actor"] == "cli:bob"

@@ -337,7 +337,7 @@ def test_claimed_document_without_job_id_fails_alone(db, scheduler, redis_broker
 def test_any_exception_while_judging_fails_that_document_only(
     db, scheduler, redis_broker, clock, monkeypatch
 ):
-    import worker.scheduler as module
+    import worker.decide as module  # the scheduler's pure verdict
 
     healthy = insert(db, clock, n=2)
     bad = insert(db, clock)[0]

@@ -8,11 +8,13 @@ the scheduler checks those the first time it sees them.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
+from worker.audit import move_job_outbox, outbox_entry
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.rules import type_name
@@ -46,6 +48,8 @@ __all__ = [
     "submit",
     "submit_platform_job",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class JobConflict(ValueError):
@@ -298,7 +302,10 @@ def cancel(
                 {"status": JobStatus.PROCESSING.value, "lease.started_at": None},
             ],
         },
-        {"$set": {"status": JobStatus.CANCELLED.value, "updated_at": now, "finished_at": now}},
+        {
+            "$set": {"status": JobStatus.CANCELLED.value, "updated_at": now, "finished_at": now},
+            **_outbox_push("job_cancelled", now, actor, reason),
+        },
     )
     if job is None:
         current = get(db, job_id)
@@ -309,7 +316,7 @@ def cancel(
             + (" and already running" if current.get("status") == "processing" else "")
             + "; only pending or not yet started jobs can be cancelled"
         )
-    _audit_job(db, job, "job_cancelled", now, actor=actor, reason=reason)
+    _publish_audit(db, job)
     return job
 
 
@@ -348,11 +355,12 @@ def retry(
                 "updated_at": now,
             },
             "$unset": {"purge_at": ""},
+            **_outbox_push("job_requeued", now, actor, reason),
         },
     )
     if updated is None:
         raise JobConflict(f"job {job_id!r} changed while retrying; try again")
-    _audit_job(db, current, "job_requeued", now, actor=actor, reason=reason)
+    _publish_audit(db, updated)
     return updated
 
 
@@ -484,23 +492,18 @@ def _operator_details(actor: str | None, reason: str | None) -> dict[str, Any]:
     return details
 
 
-def _audit_job(
-    db: Database,
-    job: dict[str, Any],
-    action: str,
-    now: dt.datetime,
-    *,
-    actor: str | None = None,
-    reason: str | None = None,
-) -> None:
-    details = {"job_type": job.get("job_type")}
-    if actor is not None or reason is not None:
-        details.update(_operator_details(actor, reason))
-    _audit(
-        db,
-        user_id=job.get("user_id"),
-        action=action,
-        resource_id=str(job.get("job_id")),
-        details=details,
-        now=now,
-    )
+def _outbox_push(
+    action: str, now: dt.datetime, actor: str | None, reason: str | None
+) -> dict[str, Any]:
+    """The ``$push`` that makes a state change carry its own audit entry (``audit_outbox``):
+    a crash right after the update cannot lose it."""
+    details = _operator_details(actor, reason) if actor is not None or reason is not None else {}
+    return {"$push": {names.AUDIT_OUTBOX: outbox_entry(action, now, **details)}}
+
+
+def _publish_audit(db: Database, job: dict[str, Any]) -> None:
+    """Show the entry in ``audit_log`` at once; if this fails the scheduler moves it later."""
+    try:
+        move_job_outbox(db, job["_id"])
+    except Exception:
+        log.exception("audit entry of job %s left for the scheduler's move", job.get("job_id"))

@@ -29,7 +29,7 @@ from worker.db import names
 from worker.db.engine import Database
 from worker.redact import redact
 
-__all__ = ["AuditLog", "move_outbox", "outbox_entry"]
+__all__ = ["AuditLog", "move_job_outbox", "move_outbox", "outbox_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,17 @@ def move_outbox(
         ]
     docs = db[names.SCHEDULED_JOBS].find(
         query, {OUTBOX: 1, "job_id": 1, "user_id": 1, "job_type": 1}, limit=limit
+    )
+    return _move(db, docs)
+
+
+def move_job_outbox(db: Database, job_oid: Any) -> int:
+    """Move one job's outbox now: an operator's action shows in ``audit_log`` at once (its
+    entry is already durable in the job; a failure here leaves it for the scheduler's move)."""
+    docs = db[names.SCHEDULED_JOBS].find(
+        {"_id": job_oid, f"{OUTBOX}.id": {"$exists": True}},
+        {OUTBOX: 1, "job_id": 1, "user_id": 1, "job_type": 1},
+        limit=1,
     )
     return _move(db, docs)
 

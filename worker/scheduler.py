@@ -51,11 +51,12 @@ from worker.db import names
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_entry, run_key_for
 from worker.db.schedulers import SchedulerRegistry
+from worker.decide import judge, scheduler_error
 from worker.jobtypes import JOB_TYPES
-from worker.schedule import Overlap, next_due_after_run, next_fire, plan_due
+from worker.schedule import next_fire
 from worker.settings import Settings
 from worker.states import JobStatus
-from worker.validation import InvalidJob, JobSpec, validate_job
+from worker.validation import InvalidJob, validate_job
 
 __all__ = ["Scheduler", "TickReport"]
 
@@ -95,10 +96,6 @@ class TickReport:
 
 def _started(job: dict[str, Any]) -> bool:
     return bool((job.get("lease") or {}).get("started_at"))
-
-
-def _error(exc: BaseException) -> str:
-    return f"scheduler error: {type(exc).__name__}: {exc}"[:500]
 
 
 class Scheduler:
@@ -273,7 +270,7 @@ class Scheduler:
             log.exception("scheduler could not handle job %r", job.get("job_id"))
             report.errors.append(str(job.get("job_id")))
             try:
-                self._fail(job, _error(exc), now, "invalid")
+                self._fail(job, scheduler_error(exc), now, "invalid")
             except Exception:
                 log.exception("could not fail job %r; its lease will expire", job.get("job_id"))
             return None
@@ -287,99 +284,53 @@ class Scheduler:
         )
 
     def _decide(self, job: dict[str, Any], now: dt.datetime, report: TickReport) -> Dispatch | None:
-        try:
-            spec = validate_job(job, default_timezone=self._user_timezone(job))
-        except InvalidJob as exc:
-            self._fail(job, str(exc), now, "invalid")
-            report.invalid += 1
+        """Carry out the pure verdict (``worker.decide.judge``) for one claimed document."""
+        verdict = judge(job, now, grace=self.grace, default_timezone=self._user_timezone(job))
+        label = verdict.job_type or "unknown"
+        if verdict.decision in ("invalid", "too_late"):
+            assert verdict.reason is not None
+            self._fail(job, verdict.reason, now, verdict.decision)
+            if verdict.decision == "invalid":
+                report.invalid += 1
+            else:
+                metrics.MISSED_RUNS.labels(label, "too_late").inc()
+                report.too_late += 1
             return None
-        if not spec.recurring:
-            return self._decide_one_off(job, spec, now, report)
-        if job.get("run_at") is not None:  # a retry of a recurring run: same fire, same key
-            return self._dispatch_for(job, spec)
-        due_at = spec.execute_at
-        assert due_at is not None
-        if spec.overlap == Overlap.ALLOW:
-            return self._spawn(job, spec, due_at, now, report)
-        plan = plan_due(
-            spec.cron, spec.timezone, due_at, now, spec.catch_up, spec.catch_up_window, self.grace
-        )
-        if plan.missed:
-            metrics.MISSED_RUNS.labels(spec.job_type.name, "catch_up").inc(plan.missed)
-        if plan.run_at is None:
+        if verdict.missed:
+            metrics.MISSED_RUNS.labels(label, "catch_up").inc(verdict.missed)
+        if verdict.decision == "skip":
+            assert verdict.next_due is not None
             self.store.reschedule_claimed(
                 job,
-                plan.next_due,
+                verdict.next_due,
                 now,
-                missed=plan.missed,
-                audit=outbox_entry("job_fires_skipped", now, missed=plan.missed),
+                missed=verdict.missed,
+                audit=outbox_entry("job_fires_skipped", now, missed=verdict.missed),
             )
             report.skipped += 1
             return None
-        if plan.run_at != due_at:
-            self.store.set_run_at(job, plan.run_at, plan.missed)
-            job["run_at"] = plan.run_at
-        return self._dispatch_for(job, spec)
-
-    def _decide_one_off(
-        self, job: dict[str, Any], spec: JobSpec, now: dt.datetime, report: TickReport
-    ) -> Dispatch | None:
-        due_at = job.get("run_at") or spec.execute_at
-        first_attempt = job.get("run_at") is None
-        if first_attempt and spec.max_lateness is not None and now - due_at > spec.max_lateness:
-            late = now - due_at
-            self._fail(
-                job,
-                f"too late: due at {due_at.isoformat()}, claimed {_human(late)} later, beyond "
-                f"the job type's max lateness of {_human(spec.max_lateness)}; not run (set "
-                "schedule.max_lateness_seconds to allow a later run)",
-                now,
-                "too_late",
-            )
-            metrics.MISSED_RUNS.labels(spec.job_type.name, "too_late").inc()
-            report.too_late += 1
-            return None
-        return self._dispatch_for(job, spec)
-
-    def _spawn(
-        self,
-        job: dict[str, Any],
-        spec: JobSpec,
-        due_at: dt.datetime,
-        now: dt.datetime,
-        report: TickReport,
-    ) -> None:
-        """Overlap "allow": each fire runs as its own one-off job; the parent waits for the next."""
-        plan = plan_due(
-            spec.cron, spec.timezone, due_at, now, spec.catch_up, spec.catch_up_window, self.grace
-        )
-        next_due = plan.next_due
-        if plan.run_at is not None:
-            if self.store.spawn_run(job, plan.run_at, now):
+        assert verdict.run_at is not None and verdict.queue is not None
+        if verdict.decision == "spawn":  # overlap "allow": the fire runs as its own job
+            assert verdict.next_due is not None
+            if self.store.spawn_run(job, verdict.run_at, now):
                 report.spawned += 1
-            next_due, _ = next_due_after_run(
-                spec.cron,
-                spec.timezone,
-                plan.run_at,
+            self.store.reschedule_claimed(
+                job,
+                verdict.next_due,
                 now,
-                Overlap.SKIP,
-                spec.catch_up,
-                spec.catch_up_window,
+                missed=verdict.missed,
+                audit=outbox_entry(
+                    "job_run_spawned", now, run_at=verdict.run_at, missed=verdict.missed
+                ),
             )
-        self.store.reschedule_claimed(
-            job,
-            next_due,
-            now,
-            missed=plan.missed,
-            audit=outbox_entry("job_run_spawned", now, run_at=plan.run_at, missed=plan.missed),
-        )
-        return None
-
-    def _dispatch_for(self, job: dict[str, Any], spec: JobSpec) -> Dispatch:
+            return None
+        if job.get("run_at") is None and verdict.run_at != verdict.due_at:  # catch-up's fire
+            self.store.set_run_at(job, verdict.run_at, verdict.missed)
+            job["run_at"] = verdict.run_at
         return Dispatch(
-            job_type=spec.job_type.name,
-            queue=job.get("queue") or spec.job_type.queue,
-            job_id=spec.job_id,
+            job_type=str(verdict.job_type),
+            queue=verdict.queue,
+            job_id=verdict.job_id,
             run_key=run_key_for(job),
             epoch=int(job["epoch"]),
         )
@@ -502,7 +453,7 @@ class Scheduler:
                 log.exception("could not recover job %r", job.get("job_id"))
                 report.errors.append(str(job.get("job_id")))
                 try:
-                    self._fail(job, _error(exc), now, "invalid")
+                    self._fail(job, scheduler_error(exc), now, "invalid")
                 except Exception:
                     log.exception("could not fail job %r", job.get("job_id"))
                 continue
@@ -624,7 +575,7 @@ class Scheduler:
         try:
             fields = self._adoption(job, now)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, InvalidJob) else _error(exc)
+            error = str(exc) if isinstance(exc, InvalidJob) else scheduler_error(exc)
             audit = outbox_entry("job_failed", now, error=error, reason="invalid")
             if self.store.fail_unclaimed(job, error, now, audit=audit):
                 metrics.JOBS_FAILED.labels(str(job.get("job_type")), "invalid").inc()
@@ -690,12 +641,3 @@ class Scheduler:
             user = self.db[names.USERS].find_one({"user_id": user_id}, {"preferences": 1})
             self._user_timezones[user_id] = ((user or {}).get("preferences") or {}).get("timezone")
         return self._user_timezones[user_id]
-
-
-def _human(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}min"
-    return f"{seconds / 3600:.1f}h"
