@@ -11,6 +11,7 @@ from worker import metrics
 from worker.api import pause
 from worker.backlog import jobs_needing_review, paused_jobs, queue_backlog
 from worker.broker import broker_middleware
+from worker.console.queries import review_queue
 from worker.scheduler import Scheduler
 
 
@@ -64,7 +65,21 @@ def test_needing_review_counts_posts_with_an_unconfirmed_target(db, clock):
             {"post_id": "c", "platforms": [{"platform": "x", "status": "published"}]},
         ]
     )
-    assert jobs_needing_review(db) == {"social_post": 2}
+    now = clock.now
+    db.email_campaigns.insert_many(
+        [
+            {"campaign_id": "e1", "status": "draft", "send_intent": {"stage": "created",
+             "at": now - dt.timedelta(minutes=10)}},
+            {"campaign_id": "e2", "status": "draft", "send_intent": {"stage": "create",
+             "at": now - dt.timedelta(minutes=1)}},  # may still be in flight
+            {"campaign_id": "e3", "status": "sent", "send_intent": {"stage": "created",
+             "at": now - dt.timedelta(hours=1)}},  # confirmed after all
+            {"campaign_id": "e4", "status": "draft", "send_intent": {"stage": "done"}},
+        ]
+    )  # fmt: skip
+    assert jobs_needing_review(db, now) == {"social_post": 2, "email_send": 1}
+    kinds = sorted(item.kind for item in review_queue(db, now))
+    assert kinds == ["email_send", "social_target", "social_target"]  # the console's same list
 
 
 def test_scheduler_exports_the_gauges_and_no_created_series(db, settings, clock):

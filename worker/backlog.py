@@ -19,7 +19,15 @@ from worker.db.jobs import JobStore
 from worker.jobtypes import JOB_TYPES
 from worker.states import JobStatus
 
-__all__ = ["QueueBacklog", "jobs_needing_review", "paused_jobs", "queue_backlog"]
+__all__ = [
+    "EMAIL_UNCONFIRMED",
+    "POST_NEEDS_REVIEW",
+    "REVIEW_HOLD",
+    "QueueBacklog",
+    "jobs_needing_review",
+    "paused_jobs",
+    "queue_backlog",
+]
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,25 @@ def paused_jobs(
     )
 
 
-def jobs_needing_review(db: Database) -> dict[str, int]:
-    """Effects whose outcome could not be confirmed, by kind: a person must look at them."""
+#: A social post with a target whose outcome could not be confirmed (``needs_review``).
+POST_NEEDS_REVIEW: dict[str, Any] = {"platforms.status": "needs_review"}
+#: An email send whose intent was recorded and never confirmed (``send_email``'s stages).
+EMAIL_UNCONFIRMED: dict[str, Any] = {"send_intent.stage": {"$in": ["create", "created"]}}
+#: An email intent younger than this may still be in flight (``send_email``'s INTENT_HOLD).
+REVIEW_HOLD = dt.timedelta(minutes=5)
+
+
+def jobs_needing_review(db: Database, now: dt.datetime) -> dict[str, int]:
+    """Effects whose outcome could not be confirmed, by kind: a person must look at them (the
+    console's review queue lists the same documents)."""
+    emails = {
+        **EMAIL_UNCONFIRMED,
+        "status": {"$nin": ["sent", "scheduled"]},
+        "$or": [{"send_intent.at": {"$lt": now - REVIEW_HOLD}}, {"send_intent.at": None}],
+    }
     return {
-        "social_post": db[names.SOCIAL_POSTS].count_documents({"platforms.status": "needs_review"}),
+        "social_post": db[names.SOCIAL_POSTS].count_documents(POST_NEEDS_REVIEW),
+        "email_send": db[names.EMAIL_CAMPAIGNS].count_documents(emails),
     }
 
 

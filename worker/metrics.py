@@ -163,7 +163,8 @@ JOBS_PAUSED = Gauge(
 )
 JOBS_NEEDING_REVIEW = Gauge(
     "mmw_jobs_needing_review",
-    "Effects whose outcome could not be confirmed and wait for a person (kind: social_post).",
+    "Effects whose outcome could not be confirmed and wait for a person "
+    "(kind: social_post, email_send).",
     ["kind"],
     multiprocess_mode="max",
 )

@@ -616,7 +616,7 @@ class Scheduler:
         metrics.DUE_NOT_DISPATCHED.set(sum(row.due for row in backlog))
         metrics.export_backlog(backlog, now, queues={t.queue for t in JOB_TYPES.values()})
         metrics.JOBS_PAUSED.set(paused_jobs(self.db, paused_users=users, paused_types=types))
-        for kind, count in jobs_needing_review(self.db).items():
+        for kind, count in jobs_needing_review(self.db, now).items():
             metrics.JOBS_NEEDING_REVIEW.labels(kind).set(count)
 
     def _paused(self) -> tuple[list[str], list[str]]:

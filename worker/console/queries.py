@@ -22,6 +22,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from worker import api
+from worker.backlog import EMAIL_UNCONFIRMED, POST_NEEDS_REVIEW, REVIEW_HOLD
 from worker.db import names
 from worker.db.engine import Database
 from worker.jobtypes import JOB_TYPES
@@ -55,8 +56,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 #: Statuses of the per-family counts (finished jobs are counted in total only).
 LIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value, JobStatus.FAILED.value)
-#: An email send intent younger than this may still be in flight (send_email's INTENT_HOLD).
-REVIEW_HOLD = dt.timedelta(minutes=5)
 THROUGHPUT_WINDOW = dt.timedelta(minutes=5)
 _DUE = "schedule.execute_at"
 _LIST_SORT: tuple[tuple[str, int], ...] = ((_DUE, -1), ("_id", -1))
@@ -567,7 +566,7 @@ def review_posts_query(limit: int) -> Query:
     return Query(
         "review_posts",
         names.SOCIAL_POSTS,
-        {"platforms.status": "needs_review"},
+        POST_NEEDS_REVIEW,
         limit=limit,
         projection={"_id": 0},
     )
@@ -577,7 +576,7 @@ def review_emails_query(limit: int) -> Query:
     return Query(
         "review_emails",
         names.EMAIL_CAMPAIGNS,
-        {"send_intent.stage": {"$in": ["create", "created"]}},
+        EMAIL_UNCONFIRMED,
         limit=limit,
         projection={"_id": 0, "content": 0},
     )
