@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pymongo.errors import DuplicateKeyError
 
 from worker.audit import move_job_outbox, outbox_entry
+from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.rules import type_name
@@ -57,7 +58,7 @@ class JobConflict(ValueError):
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
-    return now or dt.datetime.now(dt.UTC)
+    return now or wall_clock()
 
 
 def _user_timezone(db: Database, user_id: str) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 from pymongo.errors import BulkWriteError
 
 from worker import metrics
+from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
 from worker.redact import redact
@@ -202,7 +203,7 @@ class AuditLog:
             resource_type,
             resource_id,
             redact(details or {}),
-            timestamp or dt.datetime.now(dt.UTC),
+            timestamp or wall_clock(),
         )
         with self._lock:
             self._buffer.append(row)

@@ -13,6 +13,7 @@ import click
 
 from worker import api
 from worker.cli_errors import describe, missing_embedded_folder, safe_url
+from worker.clock import wall_clock
 from worker.db.client import get_database
 from worker.db.engine import Database
 from worker.logs import configure_logging
@@ -78,7 +79,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     if value == "now":
-        return dt.datetime.now(dt.UTC)
+        return wall_clock()
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -263,7 +264,7 @@ def _dry_run(settings: Settings, as_json: bool) -> None:
     from worker.cli_format import dump, table, utc_time
     from worker.poll_preview import preview_poll
 
-    now = dt.datetime.now(dt.UTC)
+    now = wall_clock()
     preview = preview_poll(_db(settings), settings, now)
     verdicts = preview.verdicts
     counts: dict[str, int] = {}
@@ -581,9 +582,7 @@ def _list_page(
 
     database = _db(settings)
     try:
-        page = queries.list_jobs(
-            database, filt, cursor=after, limit=limit, now=dt.datetime.now(dt.UTC)
-        )
+        page = queries.list_jobs(database, filt, cursor=after, limit=limit, now=wall_clock())
     except ValueError as exc:  # a damaged cursor, a bad time range
         raise click.UsageError(str(exc)) from None
     controls = queries.pauses(database)["controls"]
@@ -761,7 +760,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     """One job: its fields, whole error, run history, next fires and audit trail."""
     from worker.console.queries import job_page
 
-    page = job_page(_db(_settings()), job_id, dt.datetime.now(dt.UTC))
+    page = job_page(_db(_settings()), job_id, wall_clock())
     if page is None:
         raise click.ClickException(f"no job {job_id!r}")
     page["job"].pop("_id", None)
@@ -783,7 +782,7 @@ def jobs_cancel(job_id: str, reason: str) -> None:
 
     settings = _settings()
     database, op = _db(settings), _operator(settings)
-    _act(lambda: cancel_job(database, op, job_id, reason, dt.datetime.now(dt.UTC)))
+    _act(lambda: cancel_job(database, op, job_id, reason, wall_clock()))
     click.echo(f"cancelled {job_id}")
 
 
@@ -820,7 +819,7 @@ def jobs_retry(
 
     settings = _settings()
     database, op = _db(settings), _operator(settings)
-    now = dt.datetime.now(dt.UTC)
+    now = wall_clock()
     filters = job_type or user_id or due_after or due_before
     if bool(job_ids) == all_failed:
         raise click.UsageError("name job ids or use --all-failed (not both)")
@@ -911,7 +910,7 @@ def jobs_check_cron(as_json: bool) -> None:
     """Recurring jobs whose cron expression is refused now or fires differently (exit 1 if any)."""
     from worker.cron_review import review_stored_jobs
 
-    rows = review_stored_jobs(_db(_settings()), dt.datetime.now(dt.UTC))
+    rows = review_stored_jobs(_db(_settings()), wall_clock())
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
@@ -946,7 +945,7 @@ def _pause(paused: bool, target: dict[str, str], reason: str) -> None:
         _job_type(value, stored_ok=not paused)
     database, op = _db(settings), _operator(settings)
     act = actions.pause if paused else actions.resume
-    _act(lambda: act(database, op, kind, value, reason, dt.datetime.now(dt.UTC)))
+    _act(lambda: act(database, op, kind, value, reason, wall_clock()))
     click.echo(f"{'paused' if paused else 'resumed'} {kind} {value}")
 
 
@@ -1080,9 +1079,7 @@ def _decide(request_id: str, approved: bool, reason: str) -> None:
 
     settings = _settings()
     database, op = _db(settings), _operator(settings)
-    _act(
-        lambda: decide_approval(database, op, request_id, approved, reason, dt.datetime.now(dt.UTC))
-    )
+    _act(lambda: decide_approval(database, op, request_id, approved, reason, wall_clock()))
     click.echo(f"{'approved' if approved else 'rejected'} {request_id}")
 
 

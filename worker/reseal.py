@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.audit import AuditLog
+from worker.clock import wall_clock
 from worker.db.engine import Database
 from worker.secrets import SECRET_FIELDS, Keyring, SecretError, context_for, secret_values
 
@@ -71,7 +72,7 @@ def reseal_collection(
     *,
     plaintext_only: bool = False,
     batch_size: int = 200,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] = wall_clock,
     progress: Callable[[ResealReport], None] | None = None,
 ) -> ResealReport:
     """Re-seal one collection; ``progress`` is called after every batch."""
@@ -150,7 +151,7 @@ def reseal_all(
     *,
     plaintext_only: bool = False,
     batch_size: int = 200,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] = wall_clock,
     progress: Callable[[ResealReport], None] | None = None,
 ) -> list[ResealReport]:
     """Re-seal every secret-holding collection (rotation, or the migration of plaintext)."""

@@ -47,6 +47,7 @@ from worker.broker import (
     requeue_dead_workers,
     requeue_from_dead_workers,
 )
+from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_entry, run_key_for
@@ -66,10 +67,6 @@ log = logging.getLogger(__name__)
 _MOVE_BATCH = 500
 #: A run in flight has its audit entries moved once it ends, or once they are this old.
 _IN_FLIGHT_SETTLE = dt.timedelta(seconds=30)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -107,7 +104,7 @@ class Scheduler:
         broker: Broker,
         settings: Settings,
         *,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Callable[[], dt.datetime] = wall_clock,
         owner: str | None = None,
     ) -> None:
         self.db = db

@@ -36,6 +36,7 @@ from dramatiq.middleware import TimeLimitExceeded
 
 from worker import metrics
 from worker.audit import AuditLog, outbox_entry
+from worker.clock import wall_clock
 from worker.db.engine import Database
 from worker.db.jobs import JobStore, run_entry
 from worker.errors import JobError, OutcomeUnknown, PermanentFailure, RetryLater
@@ -82,10 +83,6 @@ def job_actor(job_type: str) -> Callable[[Handler], Handler]:
 
 class LeaseLost(Exception):
     """This worker no longer owns the run (it was taken over after the lease expired)."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -160,7 +157,7 @@ class JobContext:
     settings: Settings
     audit_log: AuditLog
     _lease: _Lease
-    _clock: Callable[[], dt.datetime] = field(default=utcnow)
+    _clock: Callable[[], dt.datetime] = field(default=wall_clock)
 
     @property
     def payload(self) -> Payload:
@@ -214,7 +211,7 @@ class Runner:
         db: Database,
         settings: Settings,
         *,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Callable[[], dt.datetime] = wall_clock,
         audit_log: AuditLog | None = None,
         handlers: dict[str, Handler] | None = None,
     ) -> None:

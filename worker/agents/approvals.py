@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pymongo import ReturnDocument
 
 from worker import api
+from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.writes import upsert_retrying
@@ -116,7 +117,7 @@ def resolve(
     For apps using the Python API; a plain document update works too, acted on within
     ``approval_poll_seconds``. ``notes`` is the ``approval_notes`` or the ``rejection_reason``.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or wall_clock()
     fields: dict[str, Any] = {
         "status": "approved" if approved else "rejected",
         "approved_by": by if approved else None,

@@ -28,6 +28,7 @@ import openai
 
 from worker.agents.openai_client import CallPolicy, build_client, call_with_retries
 from worker.agents.vectors import normalize
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure
 from worker.settings import Settings
 
@@ -92,7 +93,7 @@ class OpenAIEmbedder:
         batch_size: int = 256,
         policy: CallPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        now: Callable[[], dt.datetime] = wall_clock,
     ) -> None:
         self._client = client
         self._model = model

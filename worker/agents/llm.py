@@ -23,6 +23,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from worker.agents.openai_client import CallPolicy, build_client, call_with_retries
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure
 from worker.settings import Settings
 
@@ -140,7 +141,7 @@ class OpenAIChat:
         format_attempts: int = 3,
         policy: CallPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        now: Callable[[], dt.datetime] = wall_clock,
     ) -> None:
         self._client = client
         self._default_model = default_model

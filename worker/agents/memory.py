@@ -29,6 +29,7 @@ from pymongo.errors import OperationFailure
 
 from worker.agents.embeddings import Embedder
 from worker.agents.vectors import top_k
+from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
 from worker.db.writes import upsert_retrying
@@ -87,7 +88,7 @@ class MemoryStore:
         embedder: Embedder,
         settings: Settings,
         *,
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        now: Callable[[], dt.datetime] = wall_clock,
     ) -> None:
         self._db = db
         self._embedder = embedder

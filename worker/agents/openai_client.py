@@ -18,6 +18,7 @@ import httpx2
 import openai
 
 from worker.agents.retrying import next_retry_step, retry_after_seconds
+from worker.clock import wall_clock
 from worker.errors import PermanentFailure, RetryLater
 from worker.settings import Settings
 
@@ -60,7 +61,7 @@ def call_with_retries(
     what: str,
     policy: CallPolicy,
     sleep: Callable[[float], None] = time.sleep,
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    now: Callable[[], dt.datetime] = wall_clock,
 ) -> R:
     """Run ``call`` (one SDK request); retry transient errors within ``policy``.
 

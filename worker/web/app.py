@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from worker.clock import wall_clock
 from worker.console import actions, queries
 from worker.console.auth import Operator, authenticate, can_act, operator_for_token
 from worker.console.encoding import to_json
@@ -74,7 +75,7 @@ def create_app(
 ) -> FastAPI:
     """The console for ``db``; ``clock`` gives "now" (the tests' hand clock), ``workers`` the
     live Dramatiq workers (from the broker's heartbeats) when known."""
-    now: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+    now: Clock = clock or wall_clock
     key = settings.web_secret_key
     dead_after = dt.timedelta(seconds=settings.scheduler_dead_after_seconds)
     if not key:
