@@ -385,32 +385,36 @@ def pause(
     targets = [t for t in (job_id, user_id, job_type) if t is not None]
     if len(targets) != 1:
         raise ValueError("name exactly one of job_id, user_id, job_type")
-    if job_id is not None:
-        found = db[names.SCHEDULED_JOBS].update_one(
+    action = "jobs_paused" if paused else "jobs_resumed"
+    if job_id is not None:  # a change of the job document: its entry travels with it
+        job = db[names.SCHEDULED_JOBS].find_one_and_update(
             {"job_id": job_id},
             {
                 "$set": {
                     "paused": paused,
                     "pause": {"reason": reason, "set_by": actor, "at": now},
                     "updated_at": now,
-                }
+                },
+                **_outbox_push(action, now, actor, reason),
             },
+            projection={"_id": 1, "job_id": 1},
         )
-        if found.matched_count == 0:
+        if job is None:
             raise JobConflict(f"no job {job_id!r}")
-    else:
-        kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
-        upsert_retrying(
-            db[names.JOB_CONTROLS].update_one,
-            {"kind": kind, "value": value},
-            {"$set": {"paused": paused, "reason": reason, "set_by": actor, "updated_at": now}},
-            upsert=True,
-        )
+        _publish_audit(db, job)
+        return
+    kind, value = ("user", user_id) if user_id is not None else ("job_type", job_type)
+    upsert_retrying(
+        db[names.JOB_CONTROLS].update_one,
+        {"kind": kind, "value": value},
+        {"$set": {"paused": paused, "reason": reason, "set_by": actor, "updated_at": now}},
+        upsert=True,
+    )
     _audit(
         db,
         user_id=user_id,
-        action="jobs_paused" if paused else "jobs_resumed",
-        resource_id=job_id or f"{'user' if user_id else 'job_type'}:{targets[0]}",
+        action=action,
+        resource_id=f"{kind}:{value}",
         details=_operator_details(actor, reason),
         now=now,
     )
