@@ -563,3 +563,14 @@ def test_shell_completion_script_generates():
         },
     )
     assert "plain,sync_analytics" in result.output and "noop" not in result.output
+
+
+def test_importing_the_cli_does_not_load_prometheus_client():
+    """`mmw worker` sets the metrics folder before prometheus_client is first imported; a CLI
+    that imported it earlier would keep its gauges in memory (the supervisor's read 0)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, worker.cli; print('prometheus_client' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

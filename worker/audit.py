@@ -24,7 +24,6 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from worker import metrics
 from worker.clock import wall_clock
 from worker.db import names
 from worker.db.engine import Database
@@ -249,6 +248,8 @@ class AuditLog:
         excess = len(self._buffer) - self._max_pending
         if excess > 0:
             del self._buffer[:excess]
+            from worker import metrics  # not at import: the CLI must not load prometheus_client
+
             metrics.AUDIT_DROPPED.inc(excess)
             log.error("audit buffer full: dropped the %d oldest entries", excess)
 
